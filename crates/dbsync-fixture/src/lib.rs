@@ -1,0 +1,19 @@
+//! Test support for `dbsync-exporter`: a db-sync-compatible schema, throwaway PostgreSQL
+//! clusters and a chain fixture builder.
+//!
+//! # Layout
+//! - [`schema`]: the DDL of db-sync 13.2, 13.3, 13.6 and 13.7.2+, with or without the
+//!   near-tip (stage-4) indexes, plus the Koios `grest` bookkeeping table.
+//! - [`cluster`]: a PostgreSQL cluster per test process (or a private one that can be stopped
+//!   and restarted), fresh databases, and the low-privilege `dbsync_reader` role.
+//! - [`fixture`]: a builder that fills a database with blocks, rollbacks and epoch sync times.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod cluster;
+pub mod fixture;
+pub mod schema;
+
+pub use cluster::{Cluster, TestDatabase};
+pub use fixture::{Fixture, NewBlock};
+pub use schema::{ddl, grest_ddl, near_tip_ddl, IndexSet, ParseSchemaVersionError, SchemaVersion};
