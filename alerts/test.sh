@@ -17,4 +17,20 @@ promtool check rules ./*.rules.yml
 echo "== promtool test rules"
 promtool test rules tests/*.test.yml
 
+echo "== runbook anchors"
+fail=0
+for anchor in $(sed -n 's/^ *runbook: alerts\/RUNBOOK.md#\([a-z0-9-]*\)$/\1/p' ./*.rules.yml | sort -u); do
+    if ! grep -qix "## $anchor" RUNBOOK.md; then
+        echo "RUNBOOK.md has no section for #$anchor" >&2
+        fail=1
+    fi
+done
+n_alerts=$(grep -c '^ *- alert:' dbsync-alerts.rules.yml)
+n_runbooks=$(grep -c '^ *runbook: alerts/RUNBOOK.md#' dbsync-alerts.rules.yml)
+if [ "$n_alerts" != "$n_runbooks" ]; then
+    echo "$n_alerts alerts but $n_runbooks runbook annotations" >&2
+    fail=1
+fi
+[ "$fail" = 0 ] || exit 1
+
 echo "OK: all dbsync rule checks and unit tests passed"
