@@ -5,7 +5,10 @@
 //! start again. [`Cluster::create_database`] hands out fresh, uniquely named databases.
 //!
 //! Process handling is blocking (`std::process`): the calls are short, and keeping them
-//! synchronous lets [`Cluster::shared`] be a plain `OnceLock` usable from any runtime.
+//! synchronous lets [`Cluster::shared`] be a plain `OnceLock` usable from any runtime. A test
+//! whose other tasks must keep running meanwhile (e.g. an exporter under test on a
+//! current-thread runtime) should call [`Cluster::stop`], [`Cluster::start`],
+//! [`Cluster::start_private`] and the private cluster's drop via `spawn_blocking`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -187,9 +190,7 @@ impl Cluster {
     /// # Panics
     /// On any database error: this is test scaffolding.
     pub async fn create_database(&self, prefix: &str) -> TestDatabase {
-        self.roles_ready
-            .get_or_init(|| self.setup_roles())
-            .await;
+        self.roles_ready.get_or_init(|| self.setup_roles()).await;
         let name = unique_database_name(prefix);
         let admin = connect(&self.server.superuser_url(&self.server.admin_db))
             .await
@@ -198,7 +199,10 @@ impl Cluster {
         // be another short-lived setup connection, so retry briefly.
         let mut attempt = 0;
         loop {
-            match admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await {
+            match admin
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .await
+            {
                 Ok(()) => break,
                 Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && attempt < 50 => {
                     attempt += 1;
@@ -363,7 +367,10 @@ impl Managed {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
             // A later `port` line wins, so a retry simply appends another one.
-            append(&self.data.join("postgresql.conf"), &format!("port = {port}\n"))?;
+            append(
+                &self.data.join("postgresql.conf"),
+                &format!("port = {port}\n"),
+            )?;
             match self.pg_ctl_start() {
                 Ok(()) => return Ok(port),
                 Err(e) => last_error = Some(e),
@@ -563,7 +570,9 @@ fn running_as_root() -> bool {
 }
 
 fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind((LOCALHOST, 0))?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind((LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 fn append(path: &Path, text: &str) -> io::Result<()> {

@@ -145,9 +145,13 @@ impl Fixture {
 
     /// Appends `n` blocks after the tip in the tip's epoch: block_no + 1, slot_no and
     /// epoch_slot_no + `slot_step`, time + `slot_step` seconds. Returns the new ids.
+    ///
+    /// # Panics
+    /// If the database has no block yet (start with [`Fixture::genesis_block`]).
     pub async fn extend(&mut self, n: u32, slot_step: i64) -> Vec<i64> {
         let epoch = self.newest_block().await.and_then(|t| t.block.epoch_no);
-        self.extend_into_epoch(epoch.unwrap_or(0), n, slot_step).await
+        self.extend_into_epoch(epoch.unwrap_or(0), n, slot_step)
+            .await
     }
 
     /// Like [`Fixture::extend`], but the blocks belong to `epoch_no`; when that differs from
@@ -169,7 +173,8 @@ impl Fixture {
                             _ => 0,
                         }),
                         // The block after genesis shares its time (slot 0 starts at genesis).
-                        time_unix: prev.time_unix + if prev.slot_no.is_some() { slot_step } else { 0 },
+                        time_unix: prev.time_unix
+                            + if prev.slot_no.is_some() { slot_step } else { 0 },
                         hash: self.next_hash(block_no),
                         proto_major: prev.proto_major,
                         proto_minor: prev.proto_minor,
@@ -182,6 +187,22 @@ impl Fixture {
             tip = Some(block);
         }
         ids
+    }
+
+    /// Inserts a `tx` row in `block_id` (next `block_index`, zero out_sum, deposit 0); returns
+    /// its id. The block's `tx_count` is left alone.
+    pub async fn insert_tx(&mut self, block_id: i64, fee: i64) -> i64 {
+        let hash = self.next_hash(i64::MIN).to_vec();
+        let rows = self
+            .query(
+                "INSERT INTO tx (hash, block_id, block_index, out_sum, fee, deposit, size, \
+                 valid_contract, script_size) \
+                 SELECT $1::bytea, $2::int8, count(*), 0, $3::int8, 0, 200, true, 0 \
+                 FROM tx WHERE block_id = $2::int8 RETURNING id",
+                &[&hash, &block_id, &fee],
+            )
+            .await;
+        rows[0].get(0)
     }
 
     /// The newest block that has a block number: `(id, block_no, hash)`. `None` when only the

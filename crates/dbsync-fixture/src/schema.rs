@@ -198,7 +198,9 @@ mod tests {
         for (text, want) in ok {
             assert_eq!(text.parse::<SchemaVersion>(), Ok(want), "{text}");
         }
-        for bad in ["", "13", "13.1", "13.4", "13.5", "13.7.0", "13.7.1.0", "12.0", "x"] {
+        for bad in [
+            "", "13", "13.1", "13.4", "13.5", "13.7.0", "13.7.1.0", "12.0", "x",
+        ] {
             assert!(bad.parse::<SchemaVersion>().is_err(), "{bad}");
         }
     }
