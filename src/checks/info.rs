@@ -1,0 +1,68 @@
+//! `info`: which db-sync release wrote the database, for which network, and how long the
+//! last epoch boundary took (`epoch_sync_time`, newest row through its primary key).
+
+use super::{Check, CheckError, CheckName, Context, Findings, Verdict};
+
+/// Static facts about the instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// `meta.network_name` ("unknown" until db-sync writes it).
+    pub network: String,
+    /// db-sync release derived from `schema_version.stage_two`.
+    pub release: &'static str,
+    /// `stage_one.stage_two.stage_three`.
+    pub stages: String,
+    /// The newest `epoch_sync_time` row.
+    pub last_epoch_sync: Option<EpochSync>,
+}
+
+/// One `epoch_sync_time` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochSync {
+    /// The epoch that finished.
+    pub epoch_no: i64,
+    /// Wall-clock seconds db-sync spent on it.
+    pub seconds: i64,
+}
+
+/// Reports the schema probe and the last epoch sync.
+#[derive(Default)]
+pub struct InfoCheck;
+
+const EPOCH_SYNC_SQL: &str =
+    "SELECT no::bigint, seconds::bigint FROM epoch_sync_time ORDER BY id DESC LIMIT 1";
+
+impl Check for InfoCheck {
+    fn name(&self) -> CheckName {
+        CheckName::Info
+    }
+
+    fn needs_fresh_schema(&self) -> bool {
+        true
+    }
+
+    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
+        let last_epoch_sync = if ctx.schema.has_table("epoch_sync_time") {
+            let statement = ctx.tx.prepare_cached(EPOCH_SYNC_SQL).await?;
+            ctx.tx
+                .query_opt(&statement, &[])
+                .await?
+                .map(|row| EpochSync {
+                    epoch_no: row.get(0),
+                    seconds: row.get(1),
+                })
+        } else {
+            None
+        };
+        Ok(Verdict::Found(Findings::Info(Info {
+            network: ctx
+                .schema
+                .network
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            release: ctx.schema.release,
+            stages: ctx.schema.stages(),
+            last_epoch_sync,
+        })))
+    }
+}

@@ -1,0 +1,487 @@
+//! Command-line flags, their `DBSYNC_EXPORTER_*` environment twins, and validation into an
+//! immutable [`Config`].
+//!
+//! Everything that can be wrong with the configuration is found here, before any I/O, and
+//! reported as one line naming the flag. The database password is never part of an error,
+//! a log line or `--help` (env values are hidden, the URL is parsed outside clap so clap
+//! never echoes it).
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, ValueEnum};
+
+use crate::chain::NetworkParams;
+
+/// Prometheus exporter and health sidecar for cardano-db-sync.
+///
+/// Runs its checks against the db-sync database in the background and serves the cached
+/// results on /metrics, /health and /tip; scrapes never touch the database.
+#[derive(Debug, Parser)]
+#[command(name = "dbsync-exporter", version, about, long_about = None)]
+pub struct Args {
+    /// Database connection.
+    #[command(flatten, next_help_heading = "Database")]
+    pub database: DatabaseArgs,
+    /// HTTP listener.
+    #[command(flatten, next_help_heading = "Web")]
+    pub web: WebArgs,
+    /// Check cadence.
+    #[command(flatten, next_help_heading = "Checks")]
+    pub checks: CheckArgs,
+    /// Health thresholds.
+    #[command(flatten, next_help_heading = "Health")]
+    pub health: HealthArgs,
+    /// Genesis constants override.
+    #[command(flatten, next_help_heading = "Chain (other networks)")]
+    pub chain: ChainArgs,
+    /// Logging.
+    #[command(flatten, next_help_heading = "Logging")]
+    pub log: LogArgs,
+}
+
+/// Where the db-sync database is and how gently to use it.
+#[derive(Debug, ClapArgs)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL of the db-sync database (postgres://user:pass@host:port/db). Prefer the
+    /// environment variable or --database-url-file: a flag is visible in the process list.
+    /// Without a URL, the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE
+    /// are used.
+    #[arg(long, env = "DBSYNC_EXPORTER_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// File holding the database URL (e.g. a Docker or Kubernetes secret).
+    #[arg(
+        long,
+        env = "DBSYNC_EXPORTER_DATABASE_URL_FILE",
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<String>,
+
+    /// Connections kept in the pool; every check shares them.
+    #[arg(long = "db.pool-size", env = "DBSYNC_EXPORTER_DB_POOL_SIZE", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub pool_size: u16,
+
+    /// Time allowed to open a connection, and to wait for a free one.
+    #[arg(
+        long = "db.connect-timeout",
+        env = "DBSYNC_EXPORTER_DB_CONNECT_TIMEOUT",
+        default_value = "5s"
+    )]
+    pub connect_timeout: HumanDuration,
+
+    /// Longest time a query waits for a lock before the server gives up.
+    #[arg(
+        long = "db.lock-timeout",
+        env = "DBSYNC_EXPORTER_DB_LOCK_TIMEOUT",
+        default_value = "1s"
+    )]
+    pub lock_timeout: HumanDuration,
+}
+
+/// The HTTP listener.
+#[derive(Debug, ClapArgs)]
+pub struct WebArgs {
+    /// Address for /metrics, /health, /tip, /live and /ready.
+    #[arg(
+        long = "web.listen-address",
+        env = "DBSYNC_EXPORTER_WEB_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:9895"
+    )]
+    pub listen_address: SocketAddr,
+}
+
+/// Check cadence and limits.
+#[derive(Debug, ClapArgs)]
+pub struct CheckArgs {
+    /// How often the tip and rollback checks run.
+    #[arg(
+        long = "tip-interval",
+        env = "DBSYNC_EXPORTER_TIP_INTERVAL",
+        default_value = "5s"
+    )]
+    pub tip_interval: HumanDuration,
+
+    /// How often the info check (schema, network, epoch sync time) runs.
+    #[arg(
+        long = "info-interval",
+        env = "DBSYNC_EXPORTER_INFO_INTERVAL",
+        default_value = "1m"
+    )]
+    pub info_interval: HumanDuration,
+
+    /// Longest run of the tip, rollback and info checks; the server cancels the query after it.
+    #[arg(
+        long = "check-timeout",
+        env = "DBSYNC_EXPORTER_CHECK_TIMEOUT",
+        default_value = "10s"
+    )]
+    pub check_timeout: HumanDuration,
+}
+
+/// What /health calls healthy.
+#[derive(Debug, ClapArgs)]
+pub struct HealthArgs {
+    /// Oldest tip that still counts as in sync (Koios routes on 600 s).
+    #[arg(
+        long = "health.max-tip-age",
+        env = "DBSYNC_EXPORTER_HEALTH_MAX_TIP_AGE",
+        default_value = "600s"
+    )]
+    pub max_tip_age: HumanDuration,
+}
+
+/// Genesis constants for networks other than mainnet, preprod and preview.
+///
+/// All four must be given together; they override what `meta.network_name` selects.
+#[derive(Debug, ClapArgs)]
+pub struct ChainArgs {
+    /// Unix time of slot 0 (Byron genesis startTime).
+    #[arg(long = "chain.byron-start", env = "DBSYNC_EXPORTER_CHAIN_BYRON_START")]
+    pub byron_start: Option<i64>,
+    /// Slots per Byron epoch (10 × k).
+    #[arg(
+        long = "chain.byron-epoch-slots",
+        env = "DBSYNC_EXPORTER_CHAIN_BYRON_EPOCH_SLOTS"
+    )]
+    pub byron_epoch_slots: Option<i64>,
+    /// First epoch with 1 s slots (0 when the network started in Shelley).
+    #[arg(
+        long = "chain.shelley-start-epoch",
+        env = "DBSYNC_EXPORTER_CHAIN_SHELLEY_START_EPOCH"
+    )]
+    pub shelley_start_epoch: Option<i64>,
+    /// Slots per epoch from Shelley on.
+    #[arg(long = "chain.epoch-slots", env = "DBSYNC_EXPORTER_CHAIN_EPOCH_SLOTS")]
+    pub epoch_slots: Option<i64>,
+}
+
+/// Logging.
+#[derive(Debug, ClapArgs)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long = "log-format", env = "DBSYNC_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub format: LogFormat,
+    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive list.
+    #[arg(
+        long = "log-level",
+        env = "DBSYNC_EXPORTER_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A duration written as `500ms`, `5s`, `2m`, `1h` or `1d` (units may be combined: `1m30s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty duration (expected e.g. 500ms, 5s, 2m)".into());
+        }
+        let mut total = Duration::ZERO;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(format!(
+                    "`{text}` is not a duration (expected e.g. 500ms, 5s, 2m)"
+                ));
+            }
+            let number: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| format!("`{text}` is too large"))?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let part = match &rest[..unit_len] {
+                "ms" => Duration::from_millis(number),
+                "s" => Duration::from_secs(number),
+                "m" => Duration::from_secs(number.saturating_mul(60)),
+                "h" => Duration::from_secs(number.saturating_mul(3600)),
+                "d" => Duration::from_secs(number.saturating_mul(86_400)),
+                "" => return Err(format!("`{text}` needs a unit (ms, s, m, h or d)")),
+                unit => {
+                    return Err(format!(
+                        "unknown unit `{unit}` in `{text}` (use ms, s, m, h or d)"
+                    ))
+                }
+            };
+            total = total.saturating_add(part);
+            rest = &rest[unit_len..];
+        }
+        if total.is_zero() {
+            return Err("must be greater than zero".into());
+        }
+        Ok(HumanDuration(total))
+    }
+}
+
+/// A configuration error: the flag it concerns and what is wrong, without the value when the
+/// value may hold a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for '{flag}': {reason}")]
+pub struct ConfigError {
+    /// The flag as the user writes it, e.g. `--database-url`.
+    pub flag: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            flag,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The validated, immutable configuration the exporter runs with.
+#[derive(Clone)]
+pub struct Config {
+    /// Connection settings; holds the password, so never formatted with `{:?}`.
+    pub database: tokio_postgres::Config,
+    /// Pool size.
+    pub pool_size: usize,
+    /// Connect and pool-wait timeout.
+    pub connect_timeout: Duration,
+    /// Server-side lock wait limit.
+    pub lock_timeout: Duration,
+    /// HTTP listen address.
+    pub listen_address: SocketAddr,
+    /// Tip and rollback check interval.
+    pub tip_interval: Duration,
+    /// Info check interval.
+    pub info_interval: Duration,
+    /// Timeout of the tip, rollback and info checks.
+    pub check_timeout: Duration,
+    /// Health thresholds.
+    pub health: HealthConfig,
+    /// Chain constants given on the command line, overriding the network's own.
+    pub chain_override: Option<NetworkParams>,
+}
+
+/// Thresholds of the health policy.
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    /// Oldest tip that still counts as in sync.
+    pub max_tip_age: Duration,
+}
+
+impl Config {
+    /// Validates parsed flags into a configuration, reading the URL file and PG* variables.
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        let database = database_config(&args.database)?;
+        let chain_override = chain_override(&args.chain)?;
+        Ok(Config {
+            database,
+            pool_size: usize::from(args.database.pool_size),
+            connect_timeout: args.database.connect_timeout.0,
+            lock_timeout: args.database.lock_timeout.0,
+            listen_address: args.web.listen_address,
+            tip_interval: args.checks.tip_interval.0,
+            info_interval: args.checks.info_interval.0,
+            check_timeout: args.checks.check_timeout.0,
+            health: HealthConfig {
+                max_tip_age: args.health.max_tip_age.0,
+            },
+            chain_override,
+        })
+    }
+
+    /// The longest timeout of any check: the connection-wide `statement_timeout` cap.
+    pub fn max_check_timeout(&self) -> Duration {
+        self.check_timeout
+    }
+
+    /// Defaults for everything but the database; handy for tests and embedding.
+    pub fn with_database(database: tokio_postgres::Config) -> Config {
+        Config {
+            database,
+            pool_size: 3,
+            connect_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(1),
+            listen_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tip_interval: Duration::from_secs(5),
+            info_interval: Duration::from_secs(60),
+            check_timeout: Duration::from_secs(10),
+            health: HealthConfig {
+                max_tip_age: Duration::from_secs(600),
+            },
+            chain_override: None,
+        }
+    }
+}
+
+fn database_config(args: &DatabaseArgs) -> Result<tokio_postgres::Config, ConfigError> {
+    if let Some(path) = &args.database_url_file {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigError::new(
+                "--database-url-file",
+                format!("cannot read {path}: {error}"),
+            )
+        })?;
+        return parse_url(text.trim(), "--database-url-file");
+    }
+    if let Some(url) = &args.database_url {
+        return parse_url(url, "--database-url");
+    }
+    Ok(from_libpq_env(|name| std::env::var(name).ok()))
+}
+
+/// Parses a connection string without ever repeating it: it may hold the password.
+fn parse_url(url: &str, flag: &'static str) -> Result<tokio_postgres::Config, ConfigError> {
+    if url.is_empty() {
+        return Err(ConfigError::new(flag, "empty database URL"));
+    }
+    tokio_postgres::Config::from_str(url).map_err(|error| {
+        // tokio-postgres names the offending key, not its value; keep only that much.
+        let reason = error.to_string();
+        let reason = if reason.contains(url) {
+            "malformed database URL".to_owned()
+        } else {
+            reason
+        };
+        ConfigError::new(flag, reason)
+    })
+}
+
+/// The libpq environment variables, for operators who configure psql that way.
+pub fn from_libpq_env(var: impl Fn(&str) -> Option<String>) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config.host(var("PGHOST").as_deref().unwrap_or("localhost"));
+    if let Some(port) = var("PGPORT").and_then(|p| p.parse().ok()) {
+        config.port(port);
+    }
+    let user = var("PGUSER")
+        .or_else(|| var("USER"))
+        .unwrap_or_else(|| "postgres".into());
+    config.dbname(var("PGDATABASE").as_deref().unwrap_or(&user));
+    config.user(&user);
+    if let Some(password) = var("PGPASSWORD") {
+        config.password(password);
+    }
+    config
+}
+
+fn chain_override(args: &ChainArgs) -> Result<Option<NetworkParams>, ConfigError> {
+    let given = [
+        args.byron_start.is_some(),
+        args.byron_epoch_slots.is_some(),
+        args.shelley_start_epoch.is_some(),
+        args.epoch_slots.is_some(),
+    ];
+    if given.iter().all(|g| !g) {
+        return Ok(None);
+    }
+    let require = |value: Option<i64>, flag: &'static str| {
+        value.ok_or_else(|| {
+            ConfigError::new(
+                flag,
+                "missing: the --chain.* flags must be given together \
+                 (byron-start, byron-epoch-slots, shelley-start-epoch, epoch-slots)",
+            )
+        })
+    };
+    let positive = |value: i64, flag: &'static str| {
+        if value > 0 {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(flag, "must be greater than zero"))
+        }
+    };
+    let params = NetworkParams {
+        name: "custom".into(),
+        byron_start_unix: require(args.byron_start, "--chain.byron-start")?,
+        byron_epoch_slots: positive(
+            require(args.byron_epoch_slots, "--chain.byron-epoch-slots")?,
+            "--chain.byron-epoch-slots",
+        )?,
+        shelley_start_epoch: require(args.shelley_start_epoch, "--chain.shelley-start-epoch")?,
+        epoch_slots: positive(
+            require(args.epoch_slots, "--chain.epoch-slots")?,
+            "--chain.epoch-slots",
+        )?,
+    };
+    if params.shelley_start_epoch < 0 {
+        return Err(ConfigError::new(
+            "--chain.shelley-start-epoch",
+            "must not be negative",
+        ));
+    }
+    Ok(Some(params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        let parse = |s: &str| HumanDuration::from_str(s).map(|d| d.0);
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse("5").unwrap_err().contains("needs a unit"));
+        assert!(parse("5x").unwrap_err().contains("unknown unit `x`"));
+        assert!(parse("0s").unwrap_err().contains("greater than zero"));
+        assert!(parse("s").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn libpq_variables_fill_the_config() {
+        let env = |name: &str| match name {
+            "PGHOST" => Some("db.example".to_owned()),
+            "PGPORT" => Some("6432".to_owned()),
+            "PGUSER" => Some("koios".to_owned()),
+            "PGPASSWORD" => Some("hunter2".to_owned()),
+            _ => None,
+        };
+        let config = from_libpq_env(env);
+        assert_eq!(config.get_ports(), &[6432]);
+        assert_eq!(config.get_user(), Some("koios"));
+        assert_eq!(config.get_dbname(), Some("koios"));
+        assert_eq!(config.get_password(), Some(&b"hunter2"[..]));
+    }
+
+    #[test]
+    fn a_bad_url_error_does_not_repeat_the_url() {
+        let error =
+            parse_url("postgres://u:topsecret@host:notaport/db", "--database-url").unwrap_err();
+        assert_eq!(error.flag, "--database-url");
+        assert!(!error.to_string().contains("topsecret"), "{error}");
+    }
+
+    #[test]
+    fn partial_chain_override_names_the_missing_flag() {
+        let args = ChainArgs {
+            byron_start: Some(1),
+            byron_epoch_slots: Some(100),
+            shelley_start_epoch: None,
+            epoch_slots: Some(1000),
+        };
+        let error = chain_override(&args).unwrap_err();
+        assert_eq!(error.flag, "--chain.shelley-start-epoch");
+    }
+}

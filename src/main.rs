@@ -1,0 +1,64 @@
+//! The `dbsync-exporter` binary: parse flags, set up logging, bind, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dbsync_exporter::config::{Args, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => return usage_error(error),
+    };
+    if let Err(error) = dbsync_exporter::logging::init(&args.log.level, args.log.format) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    let config = match Config::from_args(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen_address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "error: cannot listen on {} (--web.listen-address): {error}",
+                config.listen_address
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match dbsync_exporter::run(config, listener, dbsync_exporter::shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "exporter stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// clap's errors span several lines; operators get one line that names the flag.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let line = rendered
+                .lines()
+                .find(|line| !line.trim().is_empty())
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{line}");
+            ExitCode::from(2)
+        }
+    }
+}
