@@ -373,7 +373,11 @@ impl Managed {
             )?;
             match self.pg_ctl_start() {
                 Ok(()) => return Ok(port),
-                Err(e) => last_error = Some(e),
+                // Only a lost port race is worth another try; anything else would repeat.
+                Err(e) if log_tail(&self.log, 30).contains("could not bind") => {
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(last_error.unwrap_or_else(|| io::Error::other("no start attempt made")))
