@@ -1,0 +1,6 @@
+//! Integration tests: the exporter against a real, throwaway PostgreSQL.
+
+mod common;
+mod core_metrics;
+mod http_surface;
+mod resilience;
