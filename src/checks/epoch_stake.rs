@@ -1,0 +1,73 @@
+//! `epoch_stake`: whether the tip epoch's stake distribution is complete.
+//!
+//! Since 13.2 db-sync writes an epoch's `epoch_stake` rows incrementally during the previous
+//! epoch and marks the distribution done in `epoch_stake_progress` (unique on `epoch_no`, a
+//! few hundred rows). Until the tip epoch's row says `completed`, per-epoch stake queries
+//! (Koios' active stake, pool history) return partial answers. Releases without the table do
+//! not apply; nor does a database without ledger data (`ada_pots` empty), where
+//! `epoch_stake` stays empty by design. Nothing to remember between runs.
+
+use super::epochs::{self, query, IntegritySettings};
+use super::{Check, CheckError, CheckName, Context, Findings, Verdict};
+
+/// The `epoch_stake` check's findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochStakeFindings {
+    /// The tip epoch.
+    pub epoch_no: i64,
+    /// Whether `epoch_stake_progress` marks its distribution completed.
+    pub complete: bool,
+}
+
+/// Reads the tip epoch's `epoch_stake_progress` row.
+pub struct EpochStakeCheck {
+    settings: IntegritySettings,
+}
+
+impl EpochStakeCheck {
+    /// A new check.
+    pub fn new(settings: IntegritySettings) -> EpochStakeCheck {
+        EpochStakeCheck { settings }
+    }
+}
+
+const PROGRESS_SQL: &str = "SELECT completed FROM epoch_stake_progress \
+     WHERE epoch_no = $1::bigint ORDER BY id DESC LIMIT 1";
+
+impl Check for EpochStakeCheck {
+    fn name(&self) -> CheckName {
+        CheckName::EpochStake
+    }
+
+    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+        self.settings.gate.clone()
+    }
+
+    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
+        let plans = self.settings.plans.as_ref();
+        let why_not = match epochs::missing_prerequisite(
+            ctx.schema,
+            &["epoch_stake_progress", "ada_pots"],
+            &[],
+        ) {
+            Some(reason) => Some(reason),
+            None => epochs::ledger_missing(ctx.tx, plans).await?,
+        };
+        if let Some(reason) = why_not {
+            return Ok(Verdict::NotApplicable(reason));
+        }
+        let Some(epoch_no) = epochs::tip_epoch(ctx.tx, plans).await? else {
+            return Ok(Verdict::NotApplicable(
+                "the database holds no block yet".into(),
+            ));
+        };
+        let complete = query(ctx.tx, plans, PROGRESS_SQL, &[&epoch_no])
+            .await?
+            .first()
+            .is_some_and(|row| row.get::<_, bool>(0));
+        Ok(Verdict::Found(Findings::EpochStake(EpochStakeFindings {
+            epoch_no,
+            complete,
+        })))
+    }
+}

@@ -1,0 +1,374 @@
+//! `mir`: MIR certificates against the instant rewards db-sync recorded for them.
+//!
+//! A MIR certificate in epoch N that pays stake credentials from the reserves (`reserve` rows)
+//! or the treasury (`treasury` rows) is paid at the N→N+1 boundary, to the credentials
+//! registered at that boundary, as one instant reward per (credential, pot) with
+//! `spendable_epoch = N+1` (`reward_rest` from 13.3, `instant_reward` in 13.2). Before Alonzo
+//! (protocol major < 5) a later certificate to the same credential and pot in the same epoch
+//! replaces the earlier one; from Alonzo on they add up. Only boundaries already processed
+//! count (N < tip epoch).
+//!
+//! Per (pot, cert epoch) the check counts *unpaid* payments (owed to a registered credential,
+//! no instant reward) with their amount, and *orphan* rewards (an instant reward of type
+//! reserves/treasury without a certificate of that pot for that credential in the previous
+//! epoch), the latter only before Conway: from Conway on, enacted treasury withdrawals are
+//! `treasury` instant rewards without any certificate, and `proposal_refund` rows are never MIR.
+//!
+//! Cost: `reserve`/`treasury` (tens of thousands of rows on mainnet) are read with their
+//! `tx` and `block` through primary keys; the instant-reward table is read by range of
+//! `spendable_epoch` (it has no index in vanilla db-sync, but is small); only payments that
+//! have no reward are looked up in `stake_registration`/`stake_deregistration`, through their
+//! `addr_id` indexes (stage 4, so the check waits for them).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::epochs::{self, query, EpochParams, EpochState, IntegritySettings, ALONZO, CONWAY};
+use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use crate::db::InstantRewardTable;
+
+/// A MIR source pot; the `pot` label value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pot {
+    /// `reserve` certificates, `reserves` instant rewards.
+    Reserves,
+    /// `treasury` certificates, `treasury` instant rewards.
+    Treasury,
+}
+
+impl Pot {
+    /// Both pots, in exposition order.
+    pub const ALL: [Pot; 2] = [Pot::Reserves, Pot::Treasury];
+
+    /// The label value (also the `rewardtype` value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pot::Reserves => "reserves",
+            Pot::Treasury => "treasury",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Pot, CheckError> {
+        match text {
+            "reserves" => Ok(Pot::Reserves),
+            "treasury" => Ok(Pot::Treasury),
+            other => Err(CheckError::Data(format!("unexpected MIR pot {other}"))),
+        }
+    }
+}
+
+/// What the check found for one pot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirPot {
+    /// (credential, epoch) payments owed to a registered credential without an instant reward.
+    pub unpaid_payments: u64,
+    /// Lovelace owed for those payments.
+    pub unpaid_lovelace: i64,
+    /// Instant rewards without a certificate (epochs before Conway only).
+    pub orphan_rewards: u64,
+}
+
+impl MirPot {
+    fn add(&mut self, other: &MirPot) {
+        self.unpaid_payments += other.unpaid_payments;
+        self.unpaid_lovelace = self.unpaid_lovelace.saturating_add(other.unpaid_lovelace);
+        self.orphan_rewards += other.orphan_rewards;
+    }
+}
+
+/// Both pots: one epoch's partial result, or the totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirTotals {
+    /// Paid from the reserves.
+    pub reserves: MirPot,
+    /// Paid from the treasury.
+    pub treasury: MirPot,
+}
+
+impl MirTotals {
+    /// One pot.
+    pub fn pot(&self, pot: Pot) -> &MirPot {
+        match pot {
+            Pot::Reserves => &self.reserves,
+            Pot::Treasury => &self.treasury,
+        }
+    }
+
+    fn pot_mut(&mut self, pot: Pot) -> &mut MirPot {
+        match pot {
+            Pot::Reserves => &mut self.reserves,
+            Pot::Treasury => &mut self.treasury,
+        }
+    }
+
+    fn add(&mut self, other: &MirTotals) {
+        self.reserves.add(&other.reserves);
+        self.treasury.add(&other.treasury);
+    }
+}
+
+/// The `mir` check's findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirFindings {
+    /// Totals over every examined epoch.
+    pub totals: MirTotals,
+    /// What the run covered.
+    pub coverage: Coverage,
+}
+
+/// Compares MIR certificates with instant rewards, epoch by epoch.
+pub struct MirCheck {
+    settings: IntegritySettings,
+    state: EpochState<MirTotals>,
+}
+
+impl MirCheck {
+    /// A check that has examined nothing yet.
+    pub fn new(settings: IntegritySettings) -> MirCheck {
+        MirCheck {
+            state: EpochState::new(settings.full_interval),
+            settings,
+        }
+    }
+
+    /// Partial results by certificate epoch (epochs with nothing to report are absent).
+    pub fn epochs(&self) -> &BTreeMap<i64, MirTotals> {
+        self.state.results()
+    }
+}
+
+/// One MIR certificate row: which credential, which pot, when, how much.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Cert {
+    pub tx_id: i64,
+    pub cert_index: i32,
+    pub amount: i64,
+}
+
+/// What a credential is owed for one pot from the certificates of one epoch: before Alonzo
+/// the last certificate (by tx, then position in the tx) replaces the earlier ones; from
+/// Alonzo on the amounts (signed deltas) add up.
+pub(crate) fn owed(protocol_major: i32, certs: &mut [Cert]) -> i64 {
+    certs.sort_by_key(|cert| (cert.tx_id, cert.cert_index));
+    if protocol_major < ALONZO {
+        certs.last().map_or(0, |cert| cert.amount)
+    } else {
+        certs
+            .iter()
+            .fold(0_i64, |sum, cert| sum.saturating_add(cert.amount))
+    }
+}
+
+/// Certificates whose block is in cert epochs `[$1, $2)`, with tx and block through their
+/// primary keys. Amounts are `int65type` (numeric); every real one fits a bigint, and the
+/// cast fails loudly rather than rounding if one did not.
+const CERTS_SQL: &str = "\
+    SELECT 'reserves'::text, r.addr_id, b.epoch_no::bigint, r.tx_id, r.cert_index, r.amount::bigint \
+    FROM reserve r JOIN tx ON tx.id = r.tx_id JOIN block b ON b.id = tx.block_id \
+    WHERE b.epoch_no >= $1::bigint AND b.epoch_no < $2::bigint \
+    UNION ALL \
+    SELECT 'treasury'::text, t.addr_id, b.epoch_no::bigint, t.tx_id, t.cert_index, t.amount::bigint \
+    FROM treasury t JOIN tx ON tx.id = t.tx_id JOIN block b ON b.id = tx.block_id \
+    WHERE b.epoch_no >= $1::bigint AND b.epoch_no < $2::bigint";
+
+/// Instant rewards of the MIR types spendable in `($1, $2]`, counted per (pot, credential,
+/// spendable epoch): 13.3+ allows several rows per key.
+fn rewards_sql(table: InstantRewardTable) -> String {
+    format!(
+        "SELECT type::text, addr_id, spendable_epoch::bigint, count(*) FROM {} \
+         WHERE type IN ('reserves', 'treasury') AND spendable_epoch > $1::bigint AND spendable_epoch <= $2::bigint \
+         GROUP BY 1, 2, 3",
+        table.table()
+    )
+}
+
+/// Which of the given (credential, boundary epoch) pairs were registered at that boundary;
+/// returns their 1-based positions.
+fn registered_sql() -> String {
+    format!(
+        "SELECT c.i FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS c(addr_id, boundary, i) \
+         WHERE {}",
+        epochs::registered_at("c.addr_id", "c.boundary")
+    )
+}
+
+const TABLES: [&str; 6] = [
+    "reserve",
+    "treasury",
+    "stake_registration",
+    "stake_deregistration",
+    "epoch_param",
+    "ada_pots",
+];
+
+impl Check for MirCheck {
+    fn name(&self) -> CheckName {
+        CheckName::Mir
+    }
+
+    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+        self.settings.gate.clone()
+    }
+
+    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
+        let plans = self.settings.plans.as_ref();
+        let table = ctx.schema.instant_rewards;
+        let why_not = if table == InstantRewardTable::Reward {
+            Some(
+                "db-sync before 13.2 keeps instant rewards in reward, which cannot be \
+                 searched by type without a scan"
+                    .to_owned(),
+            )
+        } else {
+            epochs::missing_prerequisite(ctx.schema, &TABLES, &epochs::REGISTRATION_INDEXES)
+        };
+        let why_not = match why_not {
+            Some(reason) => Some(reason),
+            None => epochs::ledger_missing(ctx.tx, plans).await?,
+        };
+        if let Some(reason) = why_not {
+            self.state.reset();
+            return Ok(Verdict::NotApplicable(reason));
+        }
+        let params = EpochParams::load(ctx.tx, plans).await?;
+        if params.is_empty() {
+            self.state.reset();
+            return Ok(Verdict::NotApplicable(
+                "epoch_param is empty: db-sync runs with the ledger disabled".into(),
+            ));
+        }
+        let Some(scope) = self.state.scope(ctx.tx, plans, ctx.schema).await? else {
+            self.state.reset();
+            return Ok(Verdict::NotApplicable(
+                "the database holds no block yet".into(),
+            ));
+        };
+
+        // Certificates per (pot, credential, cert epoch).
+        let mut certs: BTreeMap<(Pot, i64, i64), Vec<Cert>> = BTreeMap::new();
+        for row in query(ctx.tx, plans, CERTS_SQL, &[&scope.from, &scope.tip_epoch]).await? {
+            let pot = Pot::parse(row.get(0))?;
+            certs
+                .entry((pot, row.get(1), row.get(2)))
+                .or_default()
+                .push(Cert {
+                    tx_id: row.get(3),
+                    cert_index: row.get(4),
+                    amount: row.get(5),
+                });
+        }
+        // Instant rewards per (pot, credential, spendable epoch).
+        let mut rewards: HashMap<(Pot, i64, i64), i64> = HashMap::new();
+        for row in query(
+            ctx.tx,
+            plans,
+            &rewards_sql(table),
+            &[&scope.from, &scope.tip_epoch],
+        )
+        .await?
+        {
+            rewards.insert(
+                (Pot::parse(row.get(0))?, row.get(1), row.get(2)),
+                row.get(3),
+            );
+        }
+
+        let mut fresh: BTreeMap<i64, MirTotals> = BTreeMap::new();
+        // Payments owed but not found; only those need the registration lookup.
+        let mut candidates: Vec<(Pot, i64, i64, i64)> = Vec::new();
+        let mut certified: HashSet<(Pot, i64, i64)> = HashSet::with_capacity(certs.len());
+        for ((pot, addr_id, epoch), mut rows) in certs {
+            certified.insert((pot, addr_id, epoch));
+            let protocol = params.at(epoch).map_or(0, |p| p.protocol_major);
+            let amount = owed(protocol, &mut rows);
+            // A credential whose deltas cancel out (Alonzo+) is owed nothing.
+            if amount > 0 && !rewards.contains_key(&(pot, addr_id, epoch + 1)) {
+                candidates.push((pot, addr_id, epoch, amount));
+            }
+        }
+        if !candidates.is_empty() {
+            let addrs: Vec<i64> = candidates.iter().map(|c| c.1).collect();
+            let boundaries: Vec<i64> = candidates.iter().map(|c| c.2 + 1).collect();
+            for row in query(ctx.tx, plans, &registered_sql(), &[&addrs, &boundaries]).await? {
+                let position: i64 = row.get(0);
+                let (pot, _, epoch, amount) = usize::try_from(position - 1)
+                    .ok()
+                    .and_then(|i| candidates.get(i))
+                    .ok_or_else(|| CheckError::Data("unnest returned a bad position".into()))?;
+                let entry = fresh.entry(*epoch).or_default().pot_mut(*pot);
+                entry.unpaid_payments += 1;
+                entry.unpaid_lovelace = entry.unpaid_lovelace.saturating_add(*amount);
+            }
+        }
+        for ((pot, addr_id, spendable), count) in rewards {
+            let epoch = spendable - 1;
+            let before_conway = params.at(epoch).is_some_and(|p| p.protocol_major < CONWAY);
+            if before_conway && !certified.contains(&(pot, addr_id, epoch)) {
+                fresh.entry(epoch).or_default().pot_mut(pot).orphan_rewards +=
+                    u64::try_from(count).unwrap_or(0);
+            }
+        }
+
+        let coverage = scope.coverage(self.state.full_interval());
+        self.state.commit(scope, fresh);
+        let mut totals = MirTotals::default();
+        for epoch in self.state.results().values() {
+            totals.add(epoch);
+        }
+        Ok(Verdict::Found(Findings::Mir(MirFindings {
+            totals,
+            coverage,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(tx_id: i64, cert_index: i32, amount: i64) -> Cert {
+        Cert {
+            tx_id,
+            cert_index,
+            amount,
+        }
+    }
+
+    #[test]
+    fn before_alonzo_the_last_certificate_replaces_the_earlier_ones() {
+        // Out of order on purpose: "last" is by (tx_id, cert_index), not by row order.
+        let mut certs = vec![cert(7, 0, 30), cert(5, 1, 100), cert(7, 2, 40)];
+        assert_eq!(owed(4, &mut certs), 40);
+        let mut same_tx = vec![cert(5, 3, 10), cert(5, 1, 100)];
+        assert_eq!(owed(2, &mut same_tx), 10);
+    }
+
+    #[test]
+    fn from_alonzo_certificates_add_up_including_negative_deltas() {
+        let mut certs = vec![cert(5, 0, 100), cert(7, 0, 30)];
+        assert_eq!(owed(ALONZO, &mut certs), 130);
+        let mut cancelled = vec![cert(5, 0, 100), cert(7, 0, -100)];
+        assert_eq!(owed(6, &mut cancelled), 0);
+    }
+
+    #[test]
+    fn totals_add_per_pot() {
+        let mut totals = MirTotals::default();
+        let epoch = MirTotals {
+            reserves: MirPot {
+                unpaid_payments: 1,
+                unpaid_lovelace: 5,
+                orphan_rewards: 2,
+            },
+            treasury: MirPot {
+                unpaid_payments: 0,
+                unpaid_lovelace: 0,
+                orphan_rewards: 1,
+            },
+        };
+        totals.add(&epoch);
+        totals.add(&epoch);
+        assert_eq!(totals.pot(Pot::Reserves).unpaid_lovelace, 10);
+        assert_eq!(totals.pot(Pot::Reserves).orphan_rewards, 4);
+        assert_eq!(totals.pot(Pot::Treasury).orphan_rewards, 2);
+    }
+}

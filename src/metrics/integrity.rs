@@ -1,0 +1,159 @@
+//! The integrity families: MIR payouts, pool deposit refunds, the `ada_pots` supply
+//! invariant and stake snapshot completeness.
+//!
+//! Every family is written only while its check applies and has findings, so a database where
+//! a check cannot run shows `dbsync_check_applicable{check} 0` and none of its series. Values
+//! are integers end to end (lovelace is summed in SQL `numeric` and decoded exactly) and are
+//! written as i64 gauges, which the text format prints without rounding.
+
+use std::fmt;
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use crate::checks::{CheckName, Findings, Pot};
+
+use super::{gauge, gauges, human, Scrape};
+
+pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    encode_mir(encoder, scrape)?;
+    encode_pool_refunds(encoder, scrape)?;
+    encode_ada_pots(encoder, scrape)?;
+    encode_epoch_stake(encoder, scrape)
+}
+
+/// Counts and lovelace as exact i64 gauge values (saturating; no real value comes close).
+fn int(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+/// "Cached: …" sentence of the HELP texts: how often the check refreshes the value.
+fn cached(scrape: &Scrape, name: CheckName, full_interval: std::time::Duration) -> String {
+    let every = scrape
+        .checks
+        .iter()
+        .find(|check| check.name == name)
+        .map_or_else(|| "?".into(), |check| human(check.cadence.interval));
+    format!(
+        "Cached: the {name} check refreshes it every {every} (new epochs only; the whole history every {}, and after a rollback across an epoch boundary).",
+        human(full_interval)
+    )
+}
+
+fn encode_mir(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::Mir(mir)) = scrape.findings(CheckName::Mir) else {
+        return Ok(());
+    };
+    let cached = cached(scrape, CheckName::Mir, mir.coverage.full_interval);
+    let per_pot = |value: fn(&crate::checks::MirPot) -> i64| {
+        Pot::ALL
+            .iter()
+            .map(move |pot| ([("pot", pot.as_str())], value(mir.totals.pot(*pot))))
+    };
+    gauges(
+        encoder,
+        "dbsync_mir_unpaid_payments",
+        &format!("MIR payments (credential, epoch) owed to a credential registered at the epoch boundary that have no instant reward, by source pot. {cached}"),
+        per_pot(|found| int(found.unpaid_payments)),
+    )?;
+    gauges(
+        encoder,
+        "dbsync_mir_unpaid_lovelace",
+        &format!("Lovelace owed by the unpaid MIR payments, by source pot. {cached}"),
+        per_pot(|found| found.unpaid_lovelace),
+    )?;
+    gauges(
+        encoder,
+        "dbsync_mir_orphan_rewards",
+        &format!("Instant rewards of type reserves/treasury without a MIR certificate for that credential in the previous epoch (epochs before Conway only), by pot. {cached}"),
+        per_pot(|found| int(found.orphan_rewards)),
+    )
+}
+
+fn encode_pool_refunds(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::PoolRefunds(refunds)) = scrape.findings(CheckName::PoolRefunds) else {
+        return Ok(());
+    };
+    let cached = cached(
+        scrape,
+        CheckName::PoolRefunds,
+        refunds.coverage.full_interval,
+    );
+    let totals = &refunds.totals;
+    gauge(
+        encoder,
+        "dbsync_pool_refunds_missing",
+        &format!("Effective pool retirements whose reward account was registered at the boundary but has no refund reward row. {cached}"),
+        int(totals.missing),
+    )?;
+    gauge(
+        encoder,
+        "dbsync_pool_refunds_missing_lovelace",
+        &format!("Pool deposits of the missing refunds, in lovelace. {cached}"),
+        totals.missing_lovelace,
+    )?;
+    gauge(
+        encoder,
+        "dbsync_pool_refunds_unclaimed",
+        &format!("Effective pool retirements whose reward account was not registered at the boundary: the deposit went to the treasury (informational, not a fault). {cached}"),
+        int(totals.unclaimed),
+    )
+}
+
+fn encode_ada_pots(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::AdaPots(pots)) = scrape.findings(CheckName::AdaPots) else {
+        return Ok(());
+    };
+    let cached = cached(scrape, CheckName::AdaPots, pots.coverage.full_interval);
+    gauge(
+        encoder,
+        "dbsync_ada_pots_deviation_lovelace",
+        &format!("Sum of the newest ada_pots row (treasury + reserves + rewards + utxo + deposits + fees) minus the 45e15 lovelace maximum supply; 0 when it balances. {cached}"),
+        i64::try_from(pots.deviation_lovelace).unwrap_or(if pots.deviation_lovelace < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        }),
+    )?;
+    gauge(
+        encoder,
+        "dbsync_ada_pots_inconsistent_epochs",
+        &format!("Epochs whose ada_pots sum differs from the 45e15 lovelace maximum supply. {cached}"),
+        int(pots.inconsistent_epochs),
+    )?;
+    gauge(
+        encoder,
+        "dbsync_ada_pots_missing_epochs",
+        &format!("Shelley-era epochs up to the tip epoch without an ada_pots row. {cached}"),
+        int(pots.missing_epochs),
+    )
+}
+
+fn encode_epoch_stake(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::EpochStake(stake)) = scrape.findings(CheckName::EpochStake) else {
+        return Ok(());
+    };
+    let every = scrape
+        .checks
+        .iter()
+        .find(|check| check.name == CheckName::EpochStake)
+        .map_or_else(|| "?".into(), |check| human(check.cadence.interval));
+    gauge(
+        encoder,
+        "dbsync_epoch_stake_complete",
+        &format!("1 when epoch_stake_progress marks the tip epoch's stake distribution completed, else 0. Cached: the epoch_stake check refreshes it every {every}."),
+        i64::from(stake.complete),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_saturate_instead_of_wrapping() {
+        assert_eq!(int(5_u64), 5);
+        assert_eq!(int(u64::MAX), i64::MAX);
+        assert_eq!(int(-45_000_000_000_000_000_i128), -45_000_000_000_000_000);
+        assert_eq!(int(i128::MAX), i64::MAX);
+    }
+}
