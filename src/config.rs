@@ -33,6 +33,12 @@ pub struct Args {
     /// Health thresholds.
     #[command(flatten, next_help_heading = "Health")]
     pub health: HealthArgs,
+    /// HAProxy agent.
+    #[command(flatten, next_help_heading = "HAProxy agent")]
+    pub agent: AgentArgs,
+    /// Peers.
+    #[command(flatten, next_help_heading = "Peers")]
+    pub peers: PeerArgs,
     /// Genesis constants override.
     #[command(flatten, next_help_heading = "Chain (other networks)")]
     pub chain: ChainArgs,
@@ -48,27 +54,34 @@ pub struct DatabaseArgs {
     /// environment variable or --database-url-file: a flag is visible in the process list.
     /// Without a URL, the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE
     /// are used.
-    #[arg(long, env = "DBSYNC_EXPORTER_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DBSYNC_EXPORTER_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
 
     /// File holding the database URL (e.g. a Docker or Kubernetes secret).
     #[arg(
         long,
         env = "DBSYNC_EXPORTER_DATABASE_URL_FILE",
-        conflicts_with = "database_url"
+        conflicts_with = "database_url",
+        value_name = "PATH"
     )]
     pub database_url_file: Option<String>,
 
     /// Connections kept in the pool; every check shares them.
     #[arg(long = "db.pool-size", env = "DBSYNC_EXPORTER_DB_POOL_SIZE", default_value_t = 3,
-          value_parser = clap::value_parser!(u16).range(1..=16))]
+          value_parser = clap::value_parser!(u16).range(1..=16), value_name = "N")]
     pub pool_size: u16,
 
     /// Time allowed to open a connection, and to wait for a free one.
     #[arg(
         long = "db.connect-timeout",
         env = "DBSYNC_EXPORTER_DB_CONNECT_TIMEOUT",
-        default_value = "5s"
+        default_value = "5s",
+        value_name = "DURATION"
     )]
     pub connect_timeout: HumanDuration,
 
@@ -76,7 +89,8 @@ pub struct DatabaseArgs {
     #[arg(
         long = "db.lock-timeout",
         env = "DBSYNC_EXPORTER_DB_LOCK_TIMEOUT",
-        default_value = "1s"
+        default_value = "1s",
+        value_name = "DURATION"
     )]
     pub lock_timeout: HumanDuration,
 }
@@ -88,8 +102,8 @@ pub struct WebArgs {
     #[arg(
         long = "web.listen-address",
         env = "DBSYNC_EXPORTER_WEB_LISTEN_ADDRESS",
-        default_value = "0.0.0.0:9895"
-    )]
+        default_value = "0.0.0.0:9895",
+        value_parser = parse_listen_address, value_name = "ADDRESS")]
     pub listen_address: SocketAddr,
 }
 
@@ -100,7 +114,8 @@ pub struct CheckArgs {
     #[arg(
         long = "tip-interval",
         env = "DBSYNC_EXPORTER_TIP_INTERVAL",
-        default_value = "5s"
+        default_value = "5s",
+        value_name = "DURATION"
     )]
     pub tip_interval: HumanDuration,
 
@@ -108,29 +123,178 @@ pub struct CheckArgs {
     #[arg(
         long = "info-interval",
         env = "DBSYNC_EXPORTER_INFO_INTERVAL",
-        default_value = "1m"
+        default_value = "1m",
+        value_name = "DURATION"
     )]
     pub info_interval: HumanDuration,
+
+    /// How often the Koios cache check reads grest.control_table (when the grest schema exists).
+    #[arg(
+        long = "grest-interval",
+        env = "DBSYNC_EXPORTER_GREST_INTERVAL",
+        default_value = "1m",
+        value_name = "DURATION"
+    )]
+    pub grest_interval: HumanDuration,
 
     /// Longest run of the tip, rollback and info checks; the server cancels the query after it.
     #[arg(
         long = "check-timeout",
         env = "DBSYNC_EXPORTER_CHECK_TIMEOUT",
-        default_value = "10s"
+        default_value = "10s",
+        value_name = "DURATION"
     )]
     pub check_timeout: HumanDuration,
+
+    /// How often the integrity checks (mir, pool_refunds, ada_pots, epoch_stake) run; after
+    /// the first run they only re-examine the epochs that can have changed.
+    #[arg(
+        long = "integrity-interval",
+        env = "DBSYNC_EXPORTER_INTEGRITY_INTERVAL",
+        default_value = "10m",
+        value_name = "DURATION"
+    )]
+    pub integrity_interval: HumanDuration,
+
+    /// How often the integrity checks examine the whole history again (also after a rollback
+    /// across an epoch boundary).
+    #[arg(
+        long = "integrity.full-interval",
+        env = "DBSYNC_EXPORTER_INTEGRITY_FULL_INTERVAL",
+        default_value = "24h",
+        value_name = "DURATION"
+    )]
+    pub integrity_full_interval: HumanDuration,
+
+    /// Longest run of an integrity check; the server cancels the query after it.
+    #[arg(
+        long = "integrity.timeout",
+        env = "DBSYNC_EXPORTER_INTEGRITY_TIMEOUT",
+        default_value = "2m",
+        value_name = "DURATION"
+    )]
+    pub integrity_timeout: HumanDuration,
 }
 
-/// What /health calls healthy.
+/// What /health and the HAProxy agent call healthy.
 #[derive(Debug, ClapArgs)]
 pub struct HealthArgs {
-    /// Oldest tip that still counts as in sync (Koios routes on 600 s).
+    /// Oldest tip that still counts as in sync; older is down (Koios routes on 600 s).
     #[arg(
         long = "health.max-tip-age",
         env = "DBSYNC_EXPORTER_HEALTH_MAX_TIP_AGE",
-        default_value = "600s"
+        default_value = "600s",
+        value_name = "DURATION"
     )]
     pub max_tip_age: HumanDuration,
+
+    /// Tip age from which the instance drains (finishes connections, takes no new ones).
+    #[arg(
+        long = "health.drain-tip-age",
+        env = "DBSYNC_EXPORTER_HEALTH_DRAIN_TIP_AGE",
+        default_value = "180s",
+        value_name = "DURATION"
+    )]
+    pub drain_tip_age: HumanDuration,
+
+    /// Blocks behind the best same-network peer from which the instance drains.
+    #[arg(
+        long = "health.drain-fleet-lag-blocks",
+        env = "DBSYNC_EXPORTER_HEALTH_DRAIN_FLEET_LAG_BLOCKS",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    pub drain_fleet_lag_blocks: u64,
+
+    /// Blocks behind the best same-network peer from which the instance is down.
+    #[arg(
+        long = "health.max-fleet-lag-blocks",
+        env = "DBSYNC_EXPORTER_HEALTH_MAX_FLEET_LAG_BLOCKS",
+        default_value_t = 30,
+        value_name = "N"
+    )]
+    pub max_fleet_lag_blocks: u64,
+
+    /// Mark the instance down while an integrity check reports a fault.
+    #[arg(
+        long = "health.fail-on-integrity",
+        env = "DBSYNC_EXPORTER_HEALTH_FAIL_ON_INTEGRITY"
+    )]
+    pub fail_on_integrity: bool,
+
+    /// Koios: largest lag of the stake distribution cache before draining (grest-poll uses 2000).
+    #[arg(
+        long = "health.grest-stake-distribution-lag-blocks",
+        env = "DBSYNC_EXPORTER_HEALTH_GREST_STAKE_DISTRIBUTION_LAG_BLOCKS",
+        default_value_t = 2000,
+        value_name = "N"
+    )]
+    pub grest_stake_distribution_lag_blocks: i64,
+
+    /// Koios: oldest pool history cache update before draining (grest-poll uses 1000 s).
+    #[arg(
+        long = "health.grest-pool-history-max-age",
+        env = "DBSYNC_EXPORTER_HEALTH_GREST_POOL_HISTORY_MAX_AGE",
+        default_value = "1000s",
+        value_name = "DURATION"
+    )]
+    pub grest_pool_history_max_age: HumanDuration,
+}
+
+/// The HAProxy agent-check listener.
+#[derive(Debug, ClapArgs)]
+pub struct AgentArgs {
+    /// Address of the HAProxy agent-check listener (off unless set), e.g. 0.0.0.0:9896.
+    #[arg(id = "agent_listen_address", long = "agent.listen-address", env = "DBSYNC_EXPORTER_AGENT_LISTEN_ADDRESS", value_parser = parse_listen_address, value_name = "ADDRESS")]
+    pub listen_address: Option<SocketAddr>,
+
+    /// Lower the agent's weight as the instance falls behind its peers (100% at no lag,
+    /// 10 points less per block behind, at least 10%).
+    #[arg(
+        long = "agent.weight-follows-lag",
+        env = "DBSYNC_EXPORTER_AGENT_WEIGHT_FOLLOWS_LAG"
+    )]
+    pub weight_follows_lag: bool,
+}
+
+/// Other providers' sidecars to compare the tip with.
+#[derive(Debug, ClapArgs)]
+pub struct PeerArgs {
+    /// Base URL of a peer's dbsync-exporter (its /tip is polled); repeatable, or comma-separated
+    /// in the environment variable.
+    #[arg(
+        long = "peer",
+        env = "DBSYNC_EXPORTER_PEERS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub peers: Vec<String>,
+
+    /// File listing peer URLs, one per line (# comments); re-read every poll round.
+    #[arg(
+        long = "peers-file",
+        env = "DBSYNC_EXPORTER_PEERS_FILE",
+        value_name = "PATH"
+    )]
+    pub peers_file: Option<std::path::PathBuf>,
+
+    /// How often peers are polled.
+    #[arg(
+        long = "peer.interval",
+        env = "DBSYNC_EXPORTER_PEER_INTERVAL",
+        default_value = "15s",
+        value_name = "DURATION"
+    )]
+    pub interval: HumanDuration,
+
+    /// Timeout of one peer request.
+    #[arg(
+        long = "peer.timeout",
+        env = "DBSYNC_EXPORTER_PEER_TIMEOUT",
+        default_value = "3s",
+        value_name = "DURATION"
+    )]
+    pub timeout: HumanDuration,
 }
 
 /// Genesis constants for networks other than mainnet, preprod and preview.
@@ -139,22 +303,32 @@ pub struct HealthArgs {
 #[derive(Debug, ClapArgs)]
 pub struct ChainArgs {
     /// Unix time of slot 0 (Byron genesis startTime).
-    #[arg(long = "chain.byron-start", env = "DBSYNC_EXPORTER_CHAIN_BYRON_START")]
+    #[arg(
+        long = "chain.byron-start",
+        env = "DBSYNC_EXPORTER_CHAIN_BYRON_START",
+        value_name = "N"
+    )]
     pub byron_start: Option<i64>,
     /// Slots per Byron epoch (10 × k).
     #[arg(
         long = "chain.byron-epoch-slots",
-        env = "DBSYNC_EXPORTER_CHAIN_BYRON_EPOCH_SLOTS"
+        env = "DBSYNC_EXPORTER_CHAIN_BYRON_EPOCH_SLOTS",
+        value_name = "N"
     )]
     pub byron_epoch_slots: Option<i64>,
     /// First epoch with 1 s slots (0 when the network started in Shelley).
     #[arg(
         long = "chain.shelley-start-epoch",
-        env = "DBSYNC_EXPORTER_CHAIN_SHELLEY_START_EPOCH"
+        env = "DBSYNC_EXPORTER_CHAIN_SHELLEY_START_EPOCH",
+        value_name = "N"
     )]
     pub shelley_start_epoch: Option<i64>,
     /// Slots per epoch from Shelley on.
-    #[arg(long = "chain.epoch-slots", env = "DBSYNC_EXPORTER_CHAIN_EPOCH_SLOTS")]
+    #[arg(
+        long = "chain.epoch-slots",
+        env = "DBSYNC_EXPORTER_CHAIN_EPOCH_SLOTS",
+        value_name = "N"
+    )]
     pub epoch_slots: Option<i64>,
 }
 
@@ -180,6 +354,16 @@ pub enum LogFormat {
     Plain,
     /// One JSON object per line.
     Json,
+}
+
+/// A listen address: `host:port`, or `:port` for every interface (Prometheus' convention).
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    };
+    full.parse()
+        .map_err(|_| format!("`{text}` is not an address (expected host:port or :port)"))
 }
 
 /// A duration written as `500ms`, `5s`, `2m`, `1h` or `1d` (units may be combined: `1m30s`).
@@ -274,17 +458,104 @@ pub struct Config {
     pub info_interval: Duration,
     /// Timeout of the tip, rollback and info checks.
     pub check_timeout: Duration,
+    /// Koios cache check interval.
+    pub grest_interval: Duration,
+    /// Interval of the integrity checks.
+    pub integrity_interval: Duration,
+    /// How often the integrity checks examine the whole history again.
+    pub integrity_full_interval: Duration,
+    /// Timeout of an integrity check run.
+    pub integrity_timeout: Duration,
     /// Health thresholds.
     pub health: HealthConfig,
+    /// HAProxy agent listener and weights.
+    pub agent: AgentConfig,
+    /// Peers to compare the tip with.
+    pub peers: PeerConfig,
     /// Chain constants given on the command line, overriding the network's own.
     pub chain_override: Option<NetworkParams>,
 }
 
-/// Thresholds of the health policy.
+/// Thresholds of the health policy (defaults are Koios' own).
 #[derive(Clone, Debug)]
 pub struct HealthConfig {
-    /// Oldest tip that still counts as in sync.
+    /// Oldest tip that still counts as in sync; older is down.
     pub max_tip_age: Duration,
+    /// Tip age from which the instance drains.
+    pub drain_tip_age: Duration,
+    /// Blocks behind the fleet from which the instance drains.
+    pub drain_fleet_lag_blocks: u64,
+    /// Blocks behind the fleet from which the instance is down.
+    pub max_fleet_lag_blocks: u64,
+    /// Integrity faults mark the instance down.
+    pub fail_on_integrity: bool,
+    /// Koios stake distribution cache: largest lag in blocks.
+    pub grest_stake_distribution_lag_blocks: i64,
+    /// Koios pool history cache: oldest update.
+    pub grest_pool_history_max_age: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> HealthConfig {
+        HealthConfig {
+            max_tip_age: Duration::from_secs(600),
+            drain_tip_age: Duration::from_secs(180),
+            drain_fleet_lag_blocks: 10,
+            max_fleet_lag_blocks: 30,
+            fail_on_integrity: false,
+            grest_stake_distribution_lag_blocks: 2000,
+            grest_pool_history_max_age: Duration::from_secs(1000),
+        }
+    }
+}
+
+/// The HAProxy agent.
+#[derive(Clone, Debug, Default)]
+pub struct AgentConfig {
+    /// Listener address; `None` keeps the agent off.
+    pub listen_address: Option<SocketAddr>,
+    /// Weight follows the fleet lag.
+    pub weight_follows_lag: bool,
+}
+
+/// Peer polling.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// Peer base URLs from the command line.
+    pub urls: Vec<reqwest::Url>,
+    /// File with more peer URLs, re-read every round.
+    pub file: Option<std::path::PathBuf>,
+    /// Poll interval.
+    pub interval: Duration,
+    /// Request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for PeerConfig {
+    fn default() -> PeerConfig {
+        PeerConfig {
+            urls: Vec::new(),
+            file: None,
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Parses a peer's base URL: http or https, no query; credentials are refused because the
+/// URL becomes a label value.
+pub fn parse_peer_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|error| format!("`{text}`: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{text}`: only http and https peers are supported"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("peer URLs must not carry credentials (they become label values)".into());
+    }
+    if url.host_str().is_none() {
+        return Err(format!("`{text}` has no host"));
+    }
+    Ok(url)
 }
 
 impl Config {
@@ -292,6 +563,21 @@ impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
         let database = database_config(&args.database)?;
         let chain_override = chain_override(&args.chain)?;
+        let health = health_config(&args.health)?;
+        let peers = PeerConfig {
+            urls: args
+                .peers
+                .peers
+                .iter()
+                .filter(|text| !text.trim().is_empty())
+                .map(|text| {
+                    parse_peer_url(text).map_err(|reason| ConfigError::new("--peer", reason))
+                })
+                .collect::<Result<_, _>>()?,
+            file: args.peers.peers_file.clone(),
+            interval: args.peers.interval.0,
+            timeout: args.peers.timeout.0,
+        };
         Ok(Config {
             database,
             pool_size: usize::from(args.database.pool_size),
@@ -301,16 +587,23 @@ impl Config {
             tip_interval: args.checks.tip_interval.0,
             info_interval: args.checks.info_interval.0,
             check_timeout: args.checks.check_timeout.0,
-            health: HealthConfig {
-                max_tip_age: args.health.max_tip_age.0,
+            grest_interval: args.checks.grest_interval.0,
+            integrity_interval: args.checks.integrity_interval.0,
+            integrity_full_interval: args.checks.integrity_full_interval.0,
+            integrity_timeout: args.checks.integrity_timeout.0,
+            health,
+            agent: AgentConfig {
+                listen_address: args.agent.listen_address,
+                weight_follows_lag: args.agent.weight_follows_lag,
             },
+            peers,
             chain_override,
         })
     }
 
     /// The longest timeout of any check: the connection-wide `statement_timeout` cap.
     pub fn max_check_timeout(&self) -> Duration {
-        self.check_timeout
+        self.check_timeout.max(self.integrity_timeout)
     }
 
     /// Defaults for everything but the database; handy for tests and embedding.
@@ -324,12 +617,40 @@ impl Config {
             tip_interval: Duration::from_secs(5),
             info_interval: Duration::from_secs(60),
             check_timeout: Duration::from_secs(10),
-            health: HealthConfig {
-                max_tip_age: Duration::from_secs(600),
-            },
+            grest_interval: Duration::from_secs(60),
+            integrity_interval: Duration::from_secs(600),
+            integrity_full_interval: Duration::from_secs(86_400),
+            integrity_timeout: Duration::from_secs(120),
+            health: HealthConfig::default(),
+            agent: AgentConfig::default(),
+            peers: PeerConfig::default(),
             chain_override: None,
         }
     }
+}
+
+fn health_config(args: &HealthArgs) -> Result<HealthConfig, ConfigError> {
+    if args.drain_tip_age.0 > args.max_tip_age.0 {
+        return Err(ConfigError::new(
+            "--health.drain-tip-age",
+            "must not exceed --health.max-tip-age",
+        ));
+    }
+    if args.drain_fleet_lag_blocks > args.max_fleet_lag_blocks {
+        return Err(ConfigError::new(
+            "--health.drain-fleet-lag-blocks",
+            "must not exceed --health.max-fleet-lag-blocks",
+        ));
+    }
+    Ok(HealthConfig {
+        max_tip_age: args.max_tip_age.0,
+        drain_tip_age: args.drain_tip_age.0,
+        drain_fleet_lag_blocks: args.drain_fleet_lag_blocks,
+        max_fleet_lag_blocks: args.max_fleet_lag_blocks,
+        fail_on_integrity: args.fail_on_integrity,
+        grest_stake_distribution_lag_blocks: args.grest_stake_distribution_lag_blocks,
+        grest_pool_history_max_age: args.grest_pool_history_max_age.0,
+    })
 }
 
 fn database_config(args: &DatabaseArgs) -> Result<tokio_postgres::Config, ConfigError> {
@@ -447,6 +768,25 @@ mod tests {
         assert!(parse("5x").unwrap_err().contains("unknown unit `x`"));
         assert!(parse("0s").unwrap_err().contains("greater than zero"));
         assert!(parse("s").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn listen_addresses_accept_a_bare_port() {
+        assert_eq!(
+            parse_listen_address(":8059"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 8059)))
+        );
+        assert_eq!(
+            parse_listen_address("127.0.0.1:9895"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9895)))
+        );
+        assert!(parse_listen_address("9895").is_err());
     }
 
     #[test]

@@ -72,7 +72,9 @@ struct HealthBody {
 
 async fn health(State(state): State<AppState>) -> Response {
     let now = unix_now();
-    let report = state.policy.evaluate(&state.store.snapshot(), now);
+    let report = state
+        .policy
+        .evaluate(&state.store.snapshot(), &state.store.peers(), now);
     let code = if report.state == HealthState::Up {
         StatusCode::OK
     } else {

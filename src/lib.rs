@@ -15,7 +15,8 @@
 //! - [`store`]: the latest result of every check.
 //! - [`metrics`]: encodes the store for Prometheus at scrape time.
 //! - [`health`]: the policy that turns the store into up / drain / down.
-//! - [`http`]: the axum router.
+//! - [`http`]: the axum router; [`agent`]: the HAProxy agent-check listener.
+//! - [`peers`]: polls other providers' sidecars for the fleet's tip.
 //!
 //! Data flow: `Config` → [`db::Database`] → [`scheduler::Scheduler`] writes the
 //! [`store::Store`] → [`http`] handlers and the [`metrics`] collector read it.
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod chain;
 pub mod checks;
 pub mod config;
@@ -31,6 +33,7 @@ pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod peers;
 pub mod scheduler;
 pub mod shutdown;
 pub mod store;
@@ -43,38 +46,108 @@ use tokio::sync::watch;
 
 pub use config::Config;
 
-use checks::{Cadence, CheckError, CheckName, InfoCheck, RollbackCheck, TipCheck};
+use checks::{
+    AdaPotsCheck, Cadence, CheckError, CheckName, EpochStakeCheck, GrestCheck, InfoCheck,
+    IntegritySettings, MirCheck, PoolRefundsCheck, RollbackCheck, TipCheck,
+};
 use db::Database;
 use health::HealthPolicy;
+use peers::PeerPoller;
 use scheduler::Scheduler;
 use store::Store;
+use tracing::Instrument;
 
-/// Runs the exporter on an already-bound listener until `shutdown` resolves, then stops
-/// the checks between runs and drains in-flight requests.
+/// Runs the exporter on an already-bound HTTP listener until `shutdown` resolves, binding
+/// the HAProxy agent listener too when `--agent.listen-address` is set.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let agent = match config.agent.listen_address {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|error| RunError::Agent(address, error))?,
+        ),
+        None => None,
+    };
+    serve(config, listener, agent, shutdown).await
+}
+
+/// Runs the exporter on already-bound listeners until `shutdown` resolves, then stops the
+/// background tasks between runs and drains in-flight requests.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    agent_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let db = Arc::new(Database::new(&config).map_err(RunError::Database)?);
-    let fast = |interval| Cadence {
+    let cadence = |interval| Cadence {
         interval,
         timeout: config.check_timeout,
     };
-    let schedule = [
-        (CheckName::Tip, fast(config.tip_interval)),
-        (CheckName::Rollback, fast(config.tip_interval)),
-        (CheckName::Info, fast(config.info_interval)),
-    ];
-    let store = Arc::new(Store::new(schedule));
+    let tip = cadence(config.tip_interval);
+    let info = cadence(config.info_interval);
+    let grest = cadence(config.grest_interval);
+    let integrity = Cadence {
+        interval: config.integrity_interval,
+        timeout: config.integrity_timeout,
+    };
+    let store = Arc::new(Store::new([
+        (CheckName::Tip, tip),
+        (CheckName::Rollback, tip),
+        (CheckName::Info, info),
+        (CheckName::Grest, grest),
+        (CheckName::Mir, integrity),
+        (CheckName::PoolRefunds, integrity),
+        (CheckName::AdaPots, integrity),
+        (CheckName::EpochStake, integrity),
+    ]));
     let policy = Arc::new(HealthPolicy::new(&config.health));
     let registry = Arc::new(metrics::registry(store.clone(), db.clone(), policy.clone()));
 
     let (stop, stopped) = watch::channel(false);
-    let mut scheduler = Scheduler::new(db.clone(), store.clone(), stopped);
-    scheduler.spawn(TipCheck::new(config.chain_override.clone()), schedule[0].1);
-    scheduler.spawn(RollbackCheck::new(), schedule[1].1);
-    scheduler.spawn(InfoCheck, schedule[2].1);
+    let mut scheduler = Scheduler::new(db.clone(), store.clone(), stopped.clone());
+    scheduler.spawn(TipCheck::new(config.chain_override.clone()), tip);
+    scheduler.spawn(RollbackCheck::new(), tip);
+    scheduler.spawn(InfoCheck, info);
+    scheduler.spawn(GrestCheck, grest);
+    // One gate for the four integrity checks: they run one after another on one connection.
+    let settings = IntegritySettings::new(config.integrity_full_interval)
+        .gated(Arc::new(tokio::sync::Semaphore::new(1)));
+    scheduler.spawn(MirCheck::new(settings.clone()), integrity);
+    scheduler.spawn(PoolRefundsCheck::new(settings.clone()), integrity);
+    scheduler.spawn(
+        AdaPotsCheck::new(settings.clone(), config.chain_override.clone()),
+        integrity,
+    );
+    scheduler.spawn(EpochStakeCheck::new(settings), integrity);
+
+    let mut background = tokio::task::JoinSet::new();
+    if PeerPoller::has_peers(&config.peers) {
+        let poller =
+            PeerPoller::new(config.peers.clone(), store.clone()).map_err(RunError::Peers)?;
+        background.spawn(
+            poller
+                .run(stopped.clone())
+                .instrument(tracing::info_span!("peers")),
+        );
+    }
+    if let Some(agent_listener) = agent_listener {
+        tracing::info!(address = %agent_listener.local_addr().map_err(RunError::Serve)?, "serving HAProxy agent checks");
+        background.spawn(
+            agent::serve(
+                agent_listener,
+                store.clone(),
+                policy.clone(),
+                config.agent.weight_follows_lag,
+                stopped,
+            )
+            .instrument(tracing::info_span!("agent")),
+        );
+    }
 
     let app = http::router(http::AppState {
         store,
@@ -89,6 +162,7 @@ pub async fn run(
         })
         .await;
     scheduler.join().await;
+    while background.join_next().await.is_some() {}
     served.map_err(RunError::Serve)
 }
 
@@ -101,4 +175,10 @@ pub enum RunError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
+    /// The agent listener could not be bound.
+    #[error("cannot listen on {0} (--agent.listen-address): {1}")]
+    Agent(std::net::SocketAddr, std::io::Error),
+    /// The peer HTTP client could not be built.
+    #[error("peer client: {0}")]
+    Peers(reqwest::Error),
 }

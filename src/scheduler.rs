@@ -94,6 +94,15 @@ impl<C: Check> CheckTask<C> {
                 _ = stopped(&mut shutdown) => break,
                 _ = ticker.tick() => {}
             }
+            // Gated checks (the integrity checks) queue here, before taking a connection, so
+            // that together they hold at most one; the wait is not part of their run time.
+            let _permit = match self.check.gate() {
+                Some(gate) => tokio::select! {
+                    permit = gate.acquire_owned() => permit.ok(),
+                    _ = stopped(&mut shutdown) => break,
+                },
+                None => None,
+            };
             let started = Instant::now();
             let result = tokio::select! {
                 result = self.run_once() => result,

@@ -61,10 +61,25 @@ pub struct CheckSnapshot {
     pub state: CheckState,
 }
 
+/// What the last poll learnt about one peer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerStatus {
+    /// The peer's base URL (the `peer` label).
+    pub peer: String,
+    /// Whether its last poll answered with a tip.
+    pub up: bool,
+    /// Its tip height from the last successful poll.
+    pub block_no: Option<i64>,
+    /// Its network from the last successful poll.
+    pub network: Option<String>,
+}
+
 /// The latest results of all checks.
 #[derive(Debug)]
 pub struct Store {
     entries: Vec<CheckEntry>,
+    /// Peers, replaced as a whole after each poll round.
+    peers: RwLock<Arc<Vec<PeerStatus>>>,
 }
 
 impl Store {
@@ -79,7 +94,10 @@ impl Store {
             })
             .collect();
         entries.sort_by_key(|entry| entry.name);
-        Store { entries }
+        Store {
+            entries,
+            peers: RwLock::default(),
+        }
     }
 
     fn entry(&self, name: CheckName) -> Option<&CheckEntry> {
@@ -159,6 +177,19 @@ impl Store {
             Some(Findings::Tip(tip)) => Some((tip.clone(), state.succeeded())),
             _ => None,
         }
+    }
+
+    /// Replaces the peer list.
+    pub fn set_peers(&self, peers: Vec<PeerStatus>) {
+        *self.peers.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(peers);
+    }
+
+    /// The peers as last polled.
+    pub fn peers(&self) -> Arc<Vec<PeerStatus>> {
+        self.peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether the tip has been read at least once (readiness).

@@ -3,22 +3,37 @@
 //! A check is a small state machine owned by its own scheduler task (so it can remember the
 //! previous run without locks). Each run gets a read-only transaction with server-side
 //! timeouts and returns a [`Verdict`]: findings to publish, or the reason the check does not
-//! apply to this database. One file per check.
+//! apply to this database. One file per check; [`epochs`] holds what the integrity checks
+//! (`mir`, `pool_refunds`, `ada_pots`, `epoch_stake`) share.
 
+pub mod ada_pots;
+pub mod epoch_stake;
+pub mod epochs;
+pub mod grest;
 pub mod info;
+pub mod mir;
+pub mod pool_refunds;
 pub mod rollback;
 pub mod tip;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{PoolError, Transaction};
+use tokio::sync::Semaphore;
 use tokio_postgres::error::SqlState;
 
 use crate::db::Schema;
 
+pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
+pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
+pub use epochs::{Coverage, IntegritySettings, PlanLog, QueryPlan};
+pub use grest::{Grest, GrestCheck};
 pub use info::{Info, InfoCheck};
+pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
+pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use tip::{Tip, TipCheck};
 
@@ -31,6 +46,16 @@ pub enum CheckName {
     Rollback,
     /// Schema, network, epoch sync time.
     Info,
+    /// Koios cache freshness (`grest.control_table`).
+    Grest,
+    /// MIR certificates vs instant rewards.
+    Mir,
+    /// Pool deposit refunds of effective retirements.
+    PoolRefunds,
+    /// The ada_pots supply invariant.
+    AdaPots,
+    /// Completeness of the tip epoch's stake distribution.
+    EpochStake,
 }
 
 impl CheckName {
@@ -40,6 +65,11 @@ impl CheckName {
             CheckName::Tip => "tip",
             CheckName::Rollback => "rollback",
             CheckName::Info => "info",
+            CheckName::Grest => "grest",
+            CheckName::Mir => "mir",
+            CheckName::PoolRefunds => "pool_refunds",
+            CheckName::AdaPots => "ada_pots",
+            CheckName::EpochStake => "epoch_stake",
         }
     }
 }
@@ -60,6 +90,48 @@ pub enum Findings {
     Rollback(RollbackStats),
     /// From [`InfoCheck`].
     Info(Info),
+    /// From [`GrestCheck`].
+    Grest(Grest),
+    /// From [`MirCheck`].
+    Mir(MirFindings),
+    /// From [`PoolRefundsCheck`].
+    PoolRefunds(PoolRefundFindings),
+    /// From [`AdaPotsCheck`].
+    AdaPots(AdaPotsFindings),
+    /// From [`EpochStakeCheck`].
+    EpochStake(EpochStakeFindings),
+}
+
+impl Findings {
+    /// Integrity faults these findings report (`None` for checks that are not integrity
+    /// checks); the health policy marks the instance down on them when asked to.
+    pub fn integrity_faults(&self) -> Option<u64> {
+        // Counted: unpaid MIR payments, orphan instant rewards, missing pool refunds,
+        // inconsistent or missing ada_pots epochs, and 1 for a non-zero deviation of the
+        // newest epoch. Not counted: unclaimed refunds (the ledger's rule, not an error) and
+        // an incomplete stake distribution (normal early in an epoch).
+        match self {
+            Findings::Mir(mir) => Some(
+                Pot::ALL
+                    .iter()
+                    .map(|pot| {
+                        let found = mir.totals.pot(*pot);
+                        found.unpaid_payments + found.orphan_rewards
+                    })
+                    .sum(),
+            ),
+            Findings::PoolRefunds(refunds) => Some(refunds.totals.missing),
+            Findings::AdaPots(pots) => Some(
+                pots.inconsistent_epochs
+                    + pots.missing_epochs
+                    + u64::from(pots.deviation_lovelace != 0),
+            ),
+            Findings::EpochStake(_) => Some(0),
+            Findings::Tip(_) | Findings::Rollback(_) | Findings::Info(_) | Findings::Grest(_) => {
+                None
+            }
+        }
+    }
 }
 
 /// The result of one successful run.
@@ -183,6 +255,13 @@ pub trait Check: Send + 'static {
     /// Whether the schema must be probed afresh before each run (the info check reports it).
     fn needs_fresh_schema(&self) -> bool {
         false
+    }
+
+    /// Checks that return the same gate run one at a time, and take a connection only once
+    /// they hold it: long integrity runs then occupy at most one pooled connection, and the
+    /// tip check never waits behind them.
+    fn gate(&self) -> Option<Arc<Semaphore>> {
+        None
     }
 
     /// One run.

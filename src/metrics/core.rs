@@ -7,7 +7,6 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use crate::checks::{CheckName, Findings, Outcome};
 use crate::db::PoolStatus;
-use crate::health::{HealthPolicy, Reason, State};
 
 use super::{counter, counters, gauge, gauges, human, Scrape};
 
@@ -15,7 +14,6 @@ pub(super) fn encode(
     encoder: &mut DescriptorEncoder,
     scrape: &Scrape,
     pool: &PoolStatus,
-    policy: &HealthPolicy,
 ) -> fmt::Result {
     gauges(
         encoder,
@@ -27,8 +25,7 @@ pub(super) fn encode(
     encode_info(encoder, scrape)?;
     encode_rollbacks(encoder, scrape)?;
     encode_checks(encoder, scrape)?;
-    encode_pool(encoder, pool)?;
-    encode_health(encoder, scrape, policy)
+    encode_pool(encoder, pool)
 }
 
 fn cadence_of(scrape: &Scrape, name: CheckName) -> String {
@@ -252,33 +249,5 @@ fn encode_pool(encoder: &mut DescriptorEncoder, pool: &PoolStatus) -> fmt::Resul
         "dbsync_db_max_connections",
         "Size limit of the exporter's connection pool.",
         pool.max as i64,
-    )
-}
-
-fn encode_health(
-    encoder: &mut DescriptorEncoder,
-    scrape: &Scrape,
-    policy: &HealthPolicy,
-) -> fmt::Result {
-    let report = policy.evaluate(&scrape.checks, scrape.now);
-    gauges(
-        encoder,
-        "dbsync_health_state",
-        "Routing state from the health policy (the same as /health and the HAProxy agent): 1 for the current state.",
-        State::ALL.iter().map(|state| ([("state", state.as_str())], i64::from(*state == report.state))),
-    )?;
-    gauges(
-        encoder,
-        "dbsync_health_reason",
-        "Active reasons of the health state; 1 per active reason.",
-        Reason::ALL
-            .iter()
-            .filter(|reason| {
-                report
-                    .reasons
-                    .iter()
-                    .any(|finding| finding.reason == **reason)
-            })
-            .map(|reason| ([("reason", reason.as_str())], 1)),
     )
 }

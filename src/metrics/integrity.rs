@@ -117,7 +117,9 @@ fn encode_ada_pots(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Res
     gauge(
         encoder,
         "dbsync_ada_pots_inconsistent_epochs",
-        &format!("Epochs whose ada_pots sum differs from the 45e15 lovelace maximum supply. {cached}"),
+        &format!(
+            "Epochs whose ada_pots sum differs from the 45e15 lovelace maximum supply. {cached}"
+        ),
         int(pots.inconsistent_epochs),
     )?;
     gauge(

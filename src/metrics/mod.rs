@@ -7,7 +7,9 @@
 //! two tip checks. The response format follows the scraper's `Accept` header.
 
 mod core;
+mod integrity;
 mod negotiate;
+mod routing;
 
 use std::fmt;
 use std::sync::Arc;
@@ -70,8 +72,11 @@ impl Collector for ExporterCollector {
         let scrape = Scrape {
             now: unix_now(),
             checks: self.store.snapshot(),
+            peers: self.store.peers(),
         };
-        core::encode(&mut encoder, &scrape, &self.db.status(), &self.policy)
+        core::encode(&mut encoder, &scrape, &self.db.status())?;
+        integrity::encode(&mut encoder, &scrape)?;
+        routing::encode(&mut encoder, &scrape, &self.policy)
     }
 }
 
@@ -79,6 +84,7 @@ impl Collector for ExporterCollector {
 pub(crate) struct Scrape {
     pub now: f64,
     pub checks: Vec<crate::store::CheckSnapshot>,
+    pub peers: Arc<Vec<crate::store::PeerStatus>>,
 }
 
 impl Scrape {

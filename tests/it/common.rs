@@ -21,11 +21,25 @@ pub struct Exporter {
 impl Exporter {
     pub async fn start(config: Config) -> Exporter {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Exporter::start_on(listener, None, config).await
+    }
+
+    /// Starts on listeners the test bound itself (to know the addresses in advance).
+    pub async fn start_on(
+        listener: TcpListener,
+        agent: Option<TcpListener>,
+        config: Config,
+    ) -> Exporter {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(dbsync_exporter::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        let handle = tokio::spawn(dbsync_exporter::serve(
+            config,
+            listener,
+            agent,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Exporter {
             addr,
             stop: Some(stop),

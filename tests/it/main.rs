@@ -2,5 +2,7 @@
 
 mod common;
 mod core_metrics;
+mod haproxy;
 mod http_surface;
 mod resilience;
+mod routing;
