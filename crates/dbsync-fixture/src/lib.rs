@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`schema`]: the DDL of db-sync 13.2, 13.3, 13.6 and 13.7.2+, with or without the
 //!   near-tip (stage-4) indexes, plus the Koios `grest` bookkeeping table.
+//! - [`bootstrap`]: the same schema through any client, for tools that only hold a URL.
 //! - [`cluster`]: a PostgreSQL cluster per test process (or a private one that can be stopped
 //!   and restarted), fresh databases, and the low-privilege `dbsync_reader` role.
 //! - [`fixture`]: a builder that fills a database with blocks, rollbacks and epoch sync times.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bootstrap;
 pub mod cluster;
 pub mod fixture;
 pub mod schema;

@@ -1,0 +1,73 @@
+//! dbsync-sim: a simulated cardano-db-sync database, for demos, end-to-end tests and
+//! benchmarks of `dbsync-exporter`.
+//!
+//! It writes a database that looks like db-sync's to a reader: the schema of a chosen release
+//! (from `dbsync-fixture`, the one schema definition), a history shaped like a chosen network
+//! up to now (slots and times from the exporter's own [`dbsync_exporter::chain`] arithmetic),
+//! ledger data that obeys the rules the exporter's integrity checks enforce, optionally a few
+//! planted faults, and a live follower that keeps adding blocks and rollbacks.
+//!
+//! # Layout
+//! - [`network`]: eras and protocol versions per network, on top of the exporter's
+//!   `NetworkParams`.
+//! - [`scale`]: what `small`, `mainnet` and `N` mean in rows.
+//! - [`init`]: `init` — schema, `schema_version`, `meta`, genesis row.
+//! - [`plan`]: the history, decided in Rust: block layout per epoch, certificates, and the
+//!   ledger replay that derives instant rewards, refunds and pots from them.
+//! - [`load`]: writes a plan with server-side bulk SQL.
+//! - [`faults`]: the faults `--faults` can plant and what the exporter should report.
+//! - [`generate`]: `generate` — plan, load, plant, index, analyze, report.
+//! - [`follow`]: `follow` — live blocks, epoch boundaries, rollbacks, stalls.
+//! - [`progress`]: indicatif bars, hidden when not wanted.
+//! - [`rng`]: a seeded, dependency-free PRNG so every run with a seed is reproducible.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod faults;
+pub mod follow;
+pub mod generate;
+pub mod init;
+pub mod load;
+pub mod network;
+pub mod plan;
+pub mod progress;
+pub mod rng;
+pub mod scale;
+
+pub use error::SimError;
+pub use faults::{Fault, FaultSet, PlantedFault};
+pub use follow::{follow, FollowOptions, FollowReport};
+pub use generate::{generate, GenerateOptions, GenerateReport};
+pub use init::{init, InitOptions};
+pub use network::Network;
+pub use scale::Scale;
+
+/// Total ADA supply in lovelace (Shelley genesis `maxLovelaceSupply`, the same on mainnet,
+/// preprod and preview): every `ada_pots` row sums to it.
+pub const MAX_LOVELACE_SUPPLY: i64 = 45_000_000_000_000_000;
+
+/// Pool deposit (`epoch_param.pool_deposit`), refunded when a pool retires.
+pub const POOL_DEPOSIT: i64 = 500_000_000;
+
+/// Stake key deposit (`epoch_param.key_deposit`).
+pub const KEY_DEPOSIT: i64 = 2_000_000;
+
+/// Connects to `url` and drives the connection on a spawned task.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, SimError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| SimError::connect(&e))?;
+    tokio::spawn(async move {
+        // The error resurfaces on the client's next call.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Seconds since the Unix epoch, from the system clock.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

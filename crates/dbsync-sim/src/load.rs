@@ -1,0 +1,664 @@
+//! Writes a [`Plan`] with server-side bulk SQL: each statement expands a compact description
+//! (segments, spans, active pools) with `generate_series`, or inserts a chunk of planned rows
+//! through `unnest` of arrays. Nothing is sent row by row.
+//!
+//! Every generated id is explicit, so rows point at each other by arithmetic (a block's
+//! transactions, an epoch's first block) and no lookup is needed during the load. Hashes
+//! start with the row id (big-endian) followed by SHA-256 bytes: unique, deterministic per
+//! seed, and appended in index order, which keeps the unique-hash index builds sequential.
+//! (Real hashes are uniformly random; nothing in the exporter depends on their order.)
+
+use dbsync_fixture::{near_tip_ddl, SchemaVersion};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+use crate::error::Context as _;
+use crate::plan::layout::Segment;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::SimError;
+
+/// Rows per `unnest` statement for planned rows.
+const CHUNK: usize = 50_000;
+/// Approximate rows per bulk statement (blocks, transactions, stake), for progress steps.
+const BULK_ROWS: i64 = 1_000_000;
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// Session settings for a bulk load on a throwaway database.
+pub async fn prepare_session(client: &Client) -> Result<(), SimError> {
+    client
+        .batch_execute(
+            "SET synchronous_commit = off; \
+             SET maintenance_work_mem = '1GB'; \
+             SET work_mem = '256MB'; \
+             SET TIME ZONE 'UTC';",
+        )
+        .await
+        .context("preparing the session")
+}
+
+/// Slot leaders (Byron delegates, one per pool), pools and stake addresses.
+pub async fn write_entities(client: &Client, plan: &Plan) -> Result<(), SimError> {
+    let seed = seed_bytes(plan);
+    let delegates = crate::plan::layout::BYRON_DELEGATES;
+    client
+        .execute(
+            "INSERT INTO pool_hash (id, hash_raw, view) \
+             SELECT g, substr(h, 1, 28), 'pool1' || encode(substr(h, 1, 26), 'hex') \
+             FROM generate_series(1::int8, $1::int8) g \
+             CROSS JOIN LATERAL (SELECT sha256(int8send(g) || $2::bytea || '\\x70'::bytea) AS h) x",
+            &[&plan.ledger.pools, &seed],
+        )
+        .await
+        .context("inserting pool_hash")?;
+    client
+        .execute(
+            "INSERT INTO slot_leader (id, hash, pool_hash_id, description) \
+             SELECT $1::int8 + g - 1, substr(sha256(int8send(g) || $3::bytea || '\\x64'::bytea), 1, 28), \
+                    NULL, 'ByronGenesis-' || g \
+             FROM generate_series(1::int8, $2::int8) g",
+            &[&plan.leader_base, &delegates, &seed],
+        )
+        .await
+        .context("inserting Byron slot leaders")?;
+    client
+        .execute(
+            "INSERT INTO slot_leader (id, hash, pool_hash_id, description) \
+             SELECT $1::int8 + p.id - 1, p.hash_raw, p.id, 'Pool-' || encode(substr(p.hash_raw, 1, 8), 'hex') \
+             FROM pool_hash p ORDER BY p.id",
+            &[&(plan.leader_base + delegates)],
+        )
+        .await
+        .context("inserting pool slot leaders")?;
+    client
+        .execute(
+            "INSERT INTO stake_address (id, hash_raw, view, script_hash) \
+             SELECT g, '\\xe1'::bytea || substr(h, 1, 28), \
+                    'stake1u' || encode(substr(h, 1, 26), 'hex'), NULL \
+             FROM generate_series(1::int8, $1::int8) g \
+             CROSS JOIN LATERAL (SELECT sha256(int8send(g) || $2::bytea || '\\x73'::bytea) AS h) x",
+            &[&plan.ledger.stake_addresses, &seed],
+        )
+        .await
+        .context("inserting stake_address")?;
+    Ok(())
+}
+
+/// Groups segments into runs of about `BULK_ROWS` rows by `rows_of`.
+fn chunks(segments: &[Segment], rows_of: impl Fn(&Segment) -> i64) -> Vec<&[Segment]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut rows = 0;
+    for (i, s) in segments.iter().enumerate() {
+        rows += rows_of(s);
+        if rows >= BULK_ROWS {
+            out.push(&segments[start..=i]);
+            start = i + 1;
+            rows = 0;
+        }
+    }
+    if start < segments.len() {
+        out.push(&segments[start..]);
+    }
+    out
+}
+
+/// The `block` rows, one statement per run of segments.
+pub async fn write_blocks(
+    client: &Client,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<(), SimError> {
+    const SQL: &str = "
+        INSERT INTO block (id, hash, epoch_no, slot_no, epoch_slot_no, block_no, previous_id,
+                           slot_leader_id, size, time, tx_count, proto_major, proto_minor)
+        SELECT i.id,
+               int8send(i.id) || substr(sha256(int8send(i.id) || $16::bytea || '\\x62'::bytea), 9),
+               s.epoch,
+               sl.slot,
+               sl.slot - s.epoch_first_slot,
+               CASE WHEN g.j < 0 THEN NULL ELSE s.first_block_no + g.j END,
+               i.id - 1,
+               s.leader_base + hh.h % s.leader_count,
+               CASE WHEN g.j < 0 THEN 500
+                    WHEN s.slot_seconds = 20 THEN 600 + hh.h % 400
+                    ELSE 800 + 400 * s.k + hh.h % 2000 END,
+               timestamp '1970-01-01' + (s.first_slot_unix
+                   + (coalesce(sl.slot, s.first_slot) - s.first_slot) * s.slot_seconds) * interval '1 second',
+               CASE WHEN g.j < 0 THEN 0 ELSE s.k END,
+               s.major, s.minor
+        FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::bool[],
+                    $7::int8[], $8::int8[], $9::int8[], $10::int4[], $11::int4[], $12::int8[],
+                    $13::int8[], $14::int8[], $15::int8[])
+             AS s(epoch, epoch_first_slot, first_slot, len, regular, ebb, first_id, first_block_no,
+                  k, major, minor, first_slot_unix, slot_seconds, leader_base, leader_count)
+        CROSS JOIN LATERAL generate_series(CASE WHEN s.ebb THEN -1 ELSE 0 END, s.regular - 1) AS g(j)
+        CROSS JOIN LATERAL (SELECT s.first_id + s.ebb::int + g.j AS id) i
+        CROSS JOIN LATERAL (SELECT (i.id * 2654435761) % 4294967291 AS h) hh
+        CROSS JOIN LATERAL (SELECT CASE WHEN g.j < 0 THEN NULL ELSE
+               s.first_slot + (g.j * s.len) / s.regular
+               + hh.h % greatest(((g.j + 1) * s.len) / s.regular - (g.j * s.len) / s.regular, 1)
+               END AS slot) sl";
+    let seed = seed_bytes(plan);
+    let phase = progress.phase("blocks", plan.layout.blocks() as u64);
+    for run in chunks(&plan.layout.segments, Segment::rows) {
+        let col = |f: fn(&Segment) -> i64| run.iter().map(f).collect::<Vec<i64>>();
+        let epoch = col(|s| s.epoch);
+        let epoch_first_slot = col(|s| s.epoch_first_slot);
+        let first_slot = col(|s| s.first_slot);
+        let len = col(|s| s.len);
+        let regular = col(|s| s.regular);
+        let ebb: Vec<bool> = run.iter().map(|s| s.ebb).collect();
+        let first_id = col(|s| s.first_id);
+        let first_block_no = col(|s| s.first_block_no);
+        let k = col(|s| s.txs_per_block);
+        let major: Vec<i32> = run.iter().map(|s| s.major).collect();
+        let minor: Vec<i32> = run.iter().map(|s| s.minor).collect();
+        let first_slot_unix = col(|s| s.first_slot_unix);
+        let slot_seconds = col(|s| s.slot_seconds);
+        let leader_base = col(|s| s.leader_base);
+        let leader_count = col(|s| s.leader_count);
+        let params: [Param<'_>; 16] = [
+            &epoch,
+            &epoch_first_slot,
+            &first_slot,
+            &len,
+            &regular,
+            &ebb,
+            &first_id,
+            &first_block_no,
+            &k,
+            &major,
+            &minor,
+            &first_slot_unix,
+            &slot_seconds,
+            &leader_base,
+            &leader_count,
+            &seed,
+        ];
+        phase.note(format!(
+            "epochs {}..{}",
+            run[0].epoch,
+            run[run.len() - 1].epoch
+        ));
+        let n = client
+            .execute(SQL, &params)
+            .await
+            .context("inserting blocks")?;
+        phase.inc(n);
+    }
+    phase.finish();
+    Ok(())
+}
+
+/// The `tx` rows: `txs_per_block` per regular block, fee and value by position in the block.
+pub async fn write_txs(client: &Client, plan: &Plan, progress: &Progress) -> Result<(), SimError> {
+    const SQL: &str = "
+        INSERT INTO tx (id, hash, block_id, block_index, out_sum, fee, deposit, size,
+                        valid_contract, script_size)
+        SELECT i.id,
+               int8send(i.id) || substr(sha256(int8send(i.id) || $5::bytea || '\\x74'::bytea), 9),
+               s.first_block_id + g.j, t.t,
+               10000000 + 2500000 * t.t, 170000 + 1000 * t.t, 0, 250 + i.id % 750, true, 0
+        FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[])
+             AS s(first_block_id, regular, k, first_tx_id)
+        CROSS JOIN LATERAL generate_series(0, s.regular - 1) AS g(j)
+        CROSS JOIN LATERAL generate_series(0, s.k - 1) AS t(t)
+        CROSS JOIN LATERAL (SELECT s.first_tx_id + g.j * s.k + t.t AS id) i";
+    let seed = seed_bytes(plan);
+    let phase = progress.phase("transactions", plan.layout.txs() as u64);
+    let with_tx: Vec<Segment> = plan
+        .layout
+        .segments
+        .iter()
+        .filter(|s| s.txs() > 0)
+        .cloned()
+        .collect();
+    for run in chunks(&with_tx, Segment::txs) {
+        let first_block: Vec<i64> = run.iter().map(|s| s.block_id(0)).collect();
+        let regular: Vec<i64> = run.iter().map(|s| s.regular).collect();
+        let k: Vec<i64> = run.iter().map(|s| s.txs_per_block).collect();
+        let first_tx: Vec<i64> = run.iter().map(|s| s.first_tx_id).collect();
+        phase.note(format!(
+            "epochs {}..{}",
+            run[0].epoch,
+            run[run.len() - 1].epoch
+        ));
+        let n = client
+            .execute(SQL, &[&first_block, &regular, &k, &first_tx, &seed])
+            .await
+            .context("inserting transactions")?;
+        phase.inc(n);
+    }
+    phase.finish();
+    Ok(())
+}
+
+/// Certificates: stake (de)registrations, pool updates and retirements, MIR rows, pot
+/// transfers.
+pub async fn write_certificates(
+    client: &Client,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<(), SimError> {
+    let l = &plan.ledger;
+    let v13_3 = plan.version != SchemaVersion::V13_2;
+    let total = l.registrations.len()
+        + l.deregistrations.len()
+        + l.pool_updates.len()
+        + l.pool_retires.len()
+        + l.mir_rows.len()
+        + l.pot_transfers.len();
+    let phase = progress.phase("certificates", total as u64);
+
+    let reg_sql = if v13_3 {
+        "INSERT INTO stake_registration (addr_id, cert_index, epoch_no, tx_id, deposit) \
+         SELECT a, c, e, t, 2000000 FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[]) AS u(a, c, e, t)"
+    } else {
+        "INSERT INTO stake_registration (addr_id, cert_index, epoch_no, tx_id) \
+         SELECT a, c, e, t FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[]) AS u(a, c, e, t)"
+    };
+    for chunk in l.registrations.chunks(CHUNK) {
+        let a: Vec<i64> = chunk.iter().map(|c| c.addr).collect();
+        let c: Vec<i32> = chunk.iter().map(|c| c.cert_index).collect();
+        let e: Vec<i64> = chunk.iter().map(|c| c.epoch).collect();
+        let t: Vec<i64> = chunk.iter().map(|c| c.tx_id).collect();
+        let n = client
+            .execute(reg_sql, &[&a, &c, &e, &t])
+            .await
+            .context("inserting stake_registration")?;
+        phase.inc(n);
+    }
+    for chunk in l.deregistrations.chunks(CHUNK) {
+        let a: Vec<i64> = chunk.iter().map(|c| c.addr).collect();
+        let c: Vec<i32> = chunk.iter().map(|c| c.cert_index).collect();
+        let e: Vec<i64> = chunk.iter().map(|c| c.epoch).collect();
+        let t: Vec<i64> = chunk.iter().map(|c| c.tx_id).collect();
+        let n = client
+            .execute(
+                "INSERT INTO stake_deregistration (addr_id, cert_index, epoch_no, tx_id) \
+                 SELECT a, c, e, t FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[]) AS u(a, c, e, t)",
+                &[&a, &c, &e, &t],
+            )
+            .await
+            .context("inserting stake_deregistration")?;
+        phase.inc(n);
+    }
+
+    let deposit_col = if v13_3 { ", deposit" } else { "" };
+    let deposit_val = if v13_3 { ", d" } else { "" };
+    let update_sql = format!(
+        "INSERT INTO pool_update (hash_id, cert_index, vrf_key_hash, pledge, active_epoch_no, \
+            meta_id, margin, fixed_cost, registered_tx_id, reward_addr_id{deposit_col}) \
+         SELECT p, c, sha256(int8send(p) || '\\x76'::bytea), 1000000000 * (1 + p % 500), e + 2, \
+                NULL, (p % 5) / 100.0, 340000000, t, r{deposit_val} \
+         FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
+              AS u(p, c, e, t, r, d)"
+    );
+    for chunk in l.pool_updates.chunks(CHUNK) {
+        let p: Vec<i64> = chunk.iter().map(|u| u.pool).collect();
+        let c: Vec<i32> = chunk.iter().map(|u| u.cert_index).collect();
+        let e: Vec<i64> = chunk.iter().map(|u| u.epoch).collect();
+        let t: Vec<i64> = chunk.iter().map(|u| u.tx_id).collect();
+        let r: Vec<i64> = chunk.iter().map(|u| u.reward).collect();
+        let d: Vec<Option<i64>> = chunk.iter().map(|u| u.deposit).collect();
+        let n = client
+            .execute(&update_sql, &[&p, &c, &e, &t, &r, &d])
+            .await
+            .context("inserting pool_update")?;
+        phase.inc(n);
+    }
+    for chunk in l.pool_retires.chunks(CHUNK) {
+        let p: Vec<i64> = chunk.iter().map(|u| u.pool).collect();
+        let c: Vec<i32> = chunk.iter().map(|u| u.cert_index).collect();
+        let t: Vec<i64> = chunk.iter().map(|u| u.tx_id).collect();
+        let e: Vec<i64> = chunk.iter().map(|u| u.retiring_epoch).collect();
+        let n = client
+            .execute(
+                "INSERT INTO pool_retire (hash_id, cert_index, announced_tx_id, retiring_epoch) \
+                 SELECT p, c, t, e FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[]) AS u(p, c, t, e)",
+                &[&p, &c, &t, &e],
+            )
+            .await
+            .context("inserting pool_retire")?;
+        phase.inc(n);
+    }
+    for pot in [crate::plan::Pot::Reserves, crate::plan::Pot::Treasury] {
+        let rows: Vec<_> = l.mir_rows.iter().filter(|m| m.pot == pot).collect();
+        for chunk in rows.chunks(CHUNK) {
+            let a: Vec<i64> = chunk.iter().map(|m| m.addr).collect();
+            let c: Vec<i32> = chunk.iter().map(|m| m.cert_index).collect();
+            let amt: Vec<i64> = chunk.iter().map(|m| m.amount).collect();
+            let t: Vec<i64> = chunk.iter().map(|m| m.tx_id).collect();
+            let sql = format!(
+                "INSERT INTO {} (addr_id, cert_index, amount, tx_id) \
+                 SELECT a, c, m, t FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[]) AS u(a, c, m, t)",
+                pot.table()
+            );
+            let n = client
+                .execute(&sql, &[&a, &c, &amt, &t])
+                .await
+                .context("inserting MIR certificates")?;
+            phase.inc(n);
+        }
+    }
+    if !l.pot_transfers.is_empty() {
+        let t: Vec<i64> = l.pot_transfers.iter().map(|p| p.0).collect();
+        let c: Vec<i32> = l.pot_transfers.iter().map(|p| p.1).collect();
+        let d: Vec<i64> = l.pot_transfers.iter().map(|p| p.2).collect();
+        let n = client
+            .execute(
+                "INSERT INTO pot_transfer (cert_index, treasury, reserves, tx_id) \
+                 SELECT c, d, -d, t FROM unnest($1::int8[], $2::int4[], $3::int8[]) AS u(t, c, d)",
+                &[&t, &c, &d],
+            )
+            .await
+            .context("inserting pot_transfer")?;
+        phase.inc(n);
+    }
+    phase.finish();
+    Ok(())
+}
+
+/// Instant rewards (MIR payouts, treasury withdrawals, proposal refunds) and pool refunds.
+pub async fn write_ledger_rewards(client: &Client, plan: &Plan) -> Result<(), SimError> {
+    let l = &plan.ledger;
+    let sql = format!(
+        "INSERT INTO {} (addr_id, type, amount, spendable_epoch) \
+         SELECT a, k::rewardtype, m, s FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[]) AS u(a, k, m, s)",
+        plan.instant_table()
+    );
+    for chunk in l.instant_rewards.chunks(CHUNK) {
+        let a: Vec<i64> = chunk.iter().map(|r| r.addr).collect();
+        let k: Vec<String> = chunk.iter().map(|r| r.kind.as_str().to_owned()).collect();
+        let m: Vec<i64> = chunk.iter().map(|r| r.amount).collect();
+        let s: Vec<i64> = chunk.iter().map(|r| r.spendable_epoch).collect();
+        client
+            .execute(&sql, &[&a, &k, &m, &s])
+            .await
+            .context("inserting instant rewards")?;
+    }
+    for chunk in l.refunds.chunks(CHUNK) {
+        let a: Vec<i64> = chunk.iter().map(|r| r.addr).collect();
+        let p: Vec<i64> = chunk.iter().map(|r| r.pool).collect();
+        let e: Vec<i64> = chunk.iter().map(|r| r.epoch).collect();
+        let m: Vec<i64> = chunk.iter().map(|r| r.amount).collect();
+        client
+            .execute(
+                "INSERT INTO reward (addr_id, type, amount, spendable_epoch, pool_id) \
+                 SELECT a, 'refund', m, e, p FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[]) AS u(a, p, e, m)",
+                &[&a, &p, &e, &m],
+            )
+            .await
+            .context("inserting pool refunds")?;
+    }
+    Ok(())
+}
+
+/// Per-epoch rows: `ada_pots`, `epoch_param`, `epoch_sync_time`, `epoch` (or
+/// `epoch_finalized`), `epoch_stake_progress`.
+pub async fn write_epoch_rows(client: &Client, plan: &Plan) -> Result<(), SimError> {
+    let l = &plan.ledger;
+    let net = &plan.network;
+    let tip = plan.tip_epoch();
+    let e0 = net.shelley_start_epoch();
+    let first_block = |e: i64| plan.layout.epochs[e as usize].first_block_id;
+
+    let pots = &l.pots;
+    let epoch: Vec<i64> = pots.iter().map(|p| p.epoch).collect();
+    let block: Vec<i64> = pots.iter().map(|p| first_block(p.epoch)).collect();
+    let col = |f: fn(&crate::plan::Pots) -> i64| pots.iter().map(f).collect::<Vec<i64>>();
+    let (treasury, reserves, rewards, utxo, stake, drep, proposal, fees) = (
+        col(|p| p.treasury),
+        col(|p| p.reserves),
+        col(|p| p.rewards),
+        col(|p| p.utxo),
+        col(|p| p.deposits_stake),
+        col(|p| p.deposits_drep),
+        col(|p| p.deposits_proposal),
+        col(|p| p.fees),
+    );
+    let (columns, deposits) = if plan.version == SchemaVersion::V13_2 {
+        // One deposits column up to 13.2, holding what 13.3 splits in three.
+        ("deposits", "v.stake + v.drep + v.proposal")
+    } else {
+        (
+            "deposits_stake, deposits_drep, deposits_proposal",
+            "v.stake, v.drep, v.proposal",
+        )
+    };
+    let sql = format!(
+        "INSERT INTO ada_pots (slot_no, epoch_no, treasury, reserves, rewards, utxo, {columns}, fees, block_id) \
+         SELECT b.slot_no, v.epoch, v.treasury, v.reserves, v.rewards, v.utxo, {deposits}, v.fees, v.block \
+         FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
+                     $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
+              AS v(epoch, block, treasury, reserves, rewards, utxo, stake, drep, proposal, fees) \
+         JOIN block b ON b.id = v.block"
+    );
+    client
+        .execute(
+            &sql,
+            &[
+                &epoch, &block, &treasury, &reserves, &rewards, &utxo, &stake, &drep, &proposal,
+                &fees,
+            ],
+        )
+        .await
+        .context("inserting ada_pots")?;
+
+    let epochs: Vec<i64> = (e0..=tip).collect();
+    let blocks: Vec<i64> = epochs.iter().map(|e| first_block(*e)).collect();
+    let major: Vec<i32> = epochs.iter().map(|e| net.protocol_at(*e).0).collect();
+    let minor: Vec<i32> = epochs.iter().map(|e| net.protocol_at(*e).1).collect();
+    client
+        .execute(EPOCH_PARAM_SQL, &[&epochs, &blocks, &major, &minor, &e0])
+        .await
+        .context("inserting epoch_param")?;
+
+    let following_seconds = net.params.epoch_slots;
+    client
+        .execute(
+            "INSERT INTO epoch_sync_time (no, seconds, state) \
+             SELECT e, CASE WHEN e >= $1::int8 - 10 THEN $2::int8 ELSE 5 + (e * 37) % 600 END, \
+                    (CASE WHEN e >= $1::int8 - 10 THEN 'following' ELSE 'lagging' END)::syncstatetype \
+             FROM generate_series(0::int8, $1::int8 - 1) e",
+            &[&tip, &following_seconds],
+        )
+        .await
+        .context("inserting epoch_sync_time")?;
+
+    let (table, bound) = if plan.version == SchemaVersion::V13_7 {
+        // 13.7.2+: only finished epochs are materialised; the view adds the running one.
+        ("epoch_finalized", tip - 1)
+    } else {
+        ("epoch", tip)
+    };
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {table} (out_sum, fees, tx_count, blk_count, no, start_time, end_time) \
+                 SELECT sum(10000000 * tx_count + 1250000 * tx_count * (tx_count - 1)), \
+                        sum(170000 * tx_count + 500 * tx_count * (tx_count - 1)), \
+                        sum(tx_count), count(*), epoch_no, min(time), max(time) \
+                 FROM block WHERE epoch_no IS NOT NULL AND epoch_no <= $1::int8 \
+                 GROUP BY epoch_no"
+            ),
+            &[&bound],
+        )
+        .await
+        .context("inserting epoch aggregates")?;
+
+    client
+        .execute(
+            "INSERT INTO epoch_stake_progress (epoch_no, completed) \
+             SELECT e, true FROM generate_series($1::int8, $2::int8) e",
+            &[&e0, &tip],
+        )
+        .await
+        .context("inserting epoch_stake_progress")?;
+    Ok(())
+}
+
+/// `epoch_param` for a list of epochs; `$5` is the first Shelley epoch (decentralisation
+/// fell from 1 to 0 over the following ~50 epochs).
+pub const EPOCH_PARAM_SQL: &str = "
+    INSERT INTO epoch_param (epoch_no, min_fee_a, min_fee_b, max_block_size, max_tx_size,
+        max_bh_size, key_deposit, pool_deposit, max_epoch, optimal_pool_count, influence,
+        monetary_expand_rate, treasury_growth_rate, decentralisation, protocol_major,
+        protocol_minor, min_utxo_value, min_pool_cost, nonce, coins_per_utxo_size, block_id,
+        gov_action_lifetime, gov_action_deposit, drep_deposit, drep_activity)
+    SELECT v.e, 44, 155381, CASE WHEN v.major >= 7 THEN 90112 ELSE 65536 END, 16384, 1100,
+           2000000, 500000000, 18, CASE WHEN v.e - $5::int8 >= 100 THEN 500 ELSE 150 END, 0.3,
+           0.003, 0.2, greatest(0.0, 1.0 - (v.e - $5::int8) / 49.0), v.major, v.minor,
+           CASE WHEN v.major >= 5 THEN 0 ELSE 1000000 END, 340000000,
+           sha256(int8send(v.e) || '\\x6e'::bytea),
+           CASE WHEN v.major >= 5 THEN 4310 END, v.b,
+           CASE WHEN v.major >= 9 THEN 6 END, CASE WHEN v.major >= 9 THEN 100000000000 END,
+           CASE WHEN v.major >= 9 THEN 500000000 END, CASE WHEN v.major >= 9 THEN 20 END
+    FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::int4[]) AS v(e, b, major, minor)";
+
+/// `epoch_stake` (expanded server-side from registration spans and each epoch's active
+/// pools) with the member rewards paid on it two epochs later, then the leader rewards.
+pub async fn write_stake(
+    client: &Client,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<(), SimError> {
+    let l = &plan.ledger;
+    let tip = plan.tip_epoch();
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS sim_span, sim_active_pool, sim_pool_count;
+             CREATE TEMP TABLE sim_span (addr_id int8, first_epoch int8, last_epoch int8);
+             CREATE TEMP TABLE sim_active_pool (epoch int8, idx int8, pool_id int8,
+                 reward_addr int8, reward_ok bool, PRIMARY KEY (epoch, idx));
+             CREATE TEMP TABLE sim_pool_count (epoch int8 PRIMARY KEY, n int8);",
+        )
+        .await
+        .context("creating temporary tables")?;
+    for chunk in l.spans.chunks(CHUNK) {
+        let a: Vec<i64> = chunk.iter().map(|s| s.addr).collect();
+        let f: Vec<i64> = chunk.iter().map(|s| s.first).collect();
+        let t: Vec<i64> = chunk.iter().map(|s| s.last).collect();
+        client
+            .execute(
+                "INSERT INTO sim_span SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])",
+                &[&a, &f, &t],
+            )
+            .await
+            .context("staging stake spans")?;
+    }
+    for chunk in l.active_pools.chunks(CHUNK) {
+        let e: Vec<i64> = chunk.iter().map(|p| p.epoch).collect();
+        let i: Vec<i64> = chunk.iter().map(|p| p.idx).collect();
+        let p: Vec<i64> = chunk.iter().map(|p| p.pool).collect();
+        let r: Vec<i64> = chunk.iter().map(|p| p.reward).collect();
+        let ok: Vec<bool> = chunk.iter().map(|p| p.reward_registered).collect();
+        client
+            .execute(
+                "INSERT INTO sim_active_pool SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::bool[])",
+                &[&e, &i, &p, &r, &ok],
+            )
+            .await
+            .context("staging active pools")?;
+    }
+    client
+        .batch_execute(
+            "INSERT INTO sim_pool_count SELECT epoch, count(*) FROM sim_active_pool GROUP BY epoch;
+             ANALYZE sim_span; ANALYZE sim_active_pool; ANALYZE sim_pool_count;",
+        )
+        .await
+        .context("staging pool counts")?;
+
+    // Expected rows per epoch, to cut the epochs into statements of about BULK_ROWS.
+    let e0 = plan.network.shelley_start_epoch();
+    let mut per_epoch = vec![0i64; (tip + 1) as usize];
+    for s in &l.spans {
+        for e in s.first..=s.last {
+            per_epoch[e as usize] += 1;
+        }
+    }
+    let total: i64 = per_epoch.iter().sum();
+    let phase = progress.phase("epoch_stake", total as u64);
+    let mut lo = e0;
+    while lo <= tip {
+        let mut hi = lo;
+        let mut rows = per_epoch[lo as usize];
+        while hi < tip && rows + per_epoch[(hi + 1) as usize] <= BULK_ROWS {
+            hi += 1;
+            rows += per_epoch[hi as usize];
+        }
+        phase.note(format!("epochs {lo}..{hi}"));
+        // One pass writes the distribution and the member rewards paid on it at +2.
+        let rows = client
+            .query(
+                "WITH stake AS (
+                    INSERT INTO epoch_stake (addr_id, pool_id, amount, epoch_no)
+                    SELECT s.addr_id, ap.pool_id,
+                           2000000 + ((s.addr_id * 7919 + e * 104729) % 99991) * 1000000, e
+                    FROM sim_span s
+                    CROSS JOIN LATERAL generate_series(greatest(s.first_epoch, $1::int8),
+                                                       least(s.last_epoch, $2::int8)) e
+                    JOIN sim_pool_count pc ON pc.epoch = e
+                    JOIN sim_active_pool ap ON ap.epoch = e AND ap.idx = (s.addr_id * 7919) % pc.n
+                    RETURNING addr_id, pool_id, amount, epoch_no),
+                 member AS (
+                    INSERT INTO reward (addr_id, type, amount, spendable_epoch, pool_id)
+                    SELECT addr_id, 'member', div(amount, 1900) + 1, epoch_no + 2, pool_id
+                    FROM stake WHERE epoch_no + 2 <= $3::int8
+                    RETURNING 1)
+                 SELECT (SELECT count(*) FROM stake), (SELECT count(*) FROM member)",
+                &[&lo, &hi, &tip],
+            )
+            .await
+            .context("inserting epoch_stake and member rewards")?;
+        let staked: i64 = rows[0].get(0);
+        phase.inc(staked as u64);
+        lo = hi + 1;
+    }
+    phase.finish();
+    client
+        .execute(
+            "INSERT INTO reward (addr_id, type, amount, spendable_epoch, pool_id) \
+             SELECT reward_addr, 'leader', 340000000 + (pool_id * 7919) % 1000 * 1000000, \
+                    epoch + 2, pool_id \
+             FROM sim_active_pool WHERE reward_ok AND epoch + 2 <= $1::int8",
+            &[&tip],
+        )
+        .await
+        .context("inserting leader rewards")?;
+    client
+        .batch_execute("DROP TABLE sim_span, sim_active_pool, sim_pool_count")
+        .await
+        .context("dropping temporary tables")?;
+    Ok(())
+}
+
+/// Moves the id sequences past the explicit ids, so later inserts (the follower, db-sync
+/// style) get fresh ids.
+pub async fn sync_sequences(client: &Client) -> Result<(), SimError> {
+    for table in ["block", "tx", "slot_leader", "pool_hash", "stake_address"] {
+        client
+            .batch_execute(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                        coalesce((SELECT max(id) FROM {table}), 1), \
+                        (SELECT count(*) > 0 FROM {table}))"
+            ))
+            .await
+            .context("moving sequences")?;
+    }
+    Ok(())
+}
+
+/// The stage-4 indexes and run-time constraints db-sync adds near the tip.
+pub async fn near_tip(client: &Client, version: SchemaVersion) -> Result<(), SimError> {
+    client
+        .batch_execute(&near_tip_ddl(version))
+        .await
+        .context("creating the near-tip indexes")
+}
+
+fn seed_bytes(plan: &Plan) -> Vec<u8> {
+    plan.seed.to_be_bytes().to_vec()
+}

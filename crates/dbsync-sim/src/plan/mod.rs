@@ -1,0 +1,247 @@
+//! The history, decided in Rust before anything is written: where every block and
+//! transaction goes ([`layout`]) and what the ledger did ([`ledger`]). Large tables (block,
+//! tx, epoch_stake, reward) are then expanded server-side from this compact description;
+//! small ones (certificates, instant rewards, pots) are written row by row from it.
+
+pub mod layout;
+pub mod ledger;
+
+use dbsync_fixture::SchemaVersion;
+
+use crate::network::Network;
+use crate::rng::Rng;
+use crate::scale::Sizes;
+use crate::SimError;
+
+pub use layout::{EpochBlocks, Layout, Segment};
+pub use ledger::{Ledger, Pot, Pots};
+
+/// A complete history plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The network.
+    pub network: Network,
+    /// Schema release (table names, columns).
+    pub version: SchemaVersion,
+    /// Blocks and transactions.
+    pub layout: Layout,
+    /// Certificates and what the ledger derived from them.
+    pub ledger: Ledger,
+    /// `slot_leader.id` of the first Byron delegate.
+    pub leader_base: i64,
+    /// Seed (also salts hashes).
+    pub seed: u64,
+    /// Unix time the history ends at.
+    pub until_unix: i64,
+}
+
+/// What a plan depends on; the `first_*` ids come from the freshly initialised database.
+pub struct PlanInput<'a> {
+    /// The network.
+    pub network: &'a Network,
+    /// Schema release.
+    pub version: SchemaVersion,
+    /// Row-count knobs.
+    pub sizes: Sizes,
+    /// Seed.
+    pub seed: u64,
+    /// End of the history (unix seconds).
+    pub until_unix: i64,
+    /// First free `block.id`.
+    pub first_block_id: i64,
+    /// First free `tx.id`.
+    pub first_tx_id: i64,
+    /// First free `slot_leader.id`.
+    pub leader_base: i64,
+}
+
+impl Plan {
+    /// Builds the plan.
+    pub fn build(input: &PlanInput<'_>) -> Result<Plan, SimError> {
+        let net = input.network;
+        let p = &net.params;
+        let until_slot = p.slot_at(input.until_unix);
+        let tip_epoch = p.epoch_of_slot(until_slot);
+        if input.until_unix <= p.shelley_start_unix() + 3 * p.epoch_slots {
+            return Err(SimError::Invalid(format!(
+                "--until-unix {} is too early: the history needs a few Shelley-era epochs \
+                 (the {} Shelley era starts at {})",
+                input.until_unix,
+                net.name(),
+                p.shelley_start_unix()
+            )));
+        }
+        let rng = Rng::new(input.seed);
+        let ledger_input = ledger::LedgerInput {
+            network: net,
+            sizes: &input.sizes,
+            tip_epoch,
+            proposal_refunds: input.version != SchemaVersion::V13_2,
+        };
+        let mut ledger = ledger::draw(&ledger_input, &rng);
+        let pools_before_epoch: Vec<i64> = (0..=tip_epoch)
+            .map(|e| ledger.pool_first_epoch.partition_point(|first| *first < e) as i64)
+            .collect();
+        let layout = layout::layout(&layout::LayoutInput {
+            network: net,
+            target_blocks: input.sizes.blocks,
+            until_unix: input.until_unix,
+            first_block_id: input.first_block_id,
+            first_tx_id: input.first_tx_id,
+            first_block_no: 1,
+            leader_base: input.leader_base,
+            pools_before_epoch: &pools_before_epoch,
+        });
+        ledger::place(&mut ledger, &layout.epochs);
+        ledger::replay(&mut ledger, &ledger_input, &layout.epochs, &rng);
+        Ok(Plan {
+            network: net.clone(),
+            version: input.version,
+            layout,
+            ledger,
+            leader_base: input.leader_base,
+            seed: input.seed,
+            until_unix: input.until_unix,
+        })
+    }
+
+    /// Epoch of the tip.
+    pub fn tip_epoch(&self) -> i64 {
+        self.layout.tip_epoch
+    }
+
+    /// The instant-reward table of this release.
+    pub fn instant_table(&self) -> &'static str {
+        match self.version {
+            SchemaVersion::V13_2 => "instant_reward",
+            _ => "reward_rest",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scale::Scale;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn plan(network: &str, version: SchemaVersion) -> Plan {
+        Plan::build(&PlanInput {
+            network: &Network::known(network).unwrap(),
+            version,
+            sizes: Scale::Small.sizes(),
+            seed: 42,
+            until_unix: 1_795_668_222,
+            first_block_id: 2,
+            first_tx_id: 1,
+            leader_base: 2,
+        })
+        .unwrap()
+    }
+
+    /// The MIR rule, computed independently from the rows the plan writes: every
+    /// (pot, credential, epoch) owed to a registered credential has exactly the right payout.
+    #[test]
+    fn mir_payouts_follow_the_rule() {
+        for network in ["mainnet", "preprod", "preview"] {
+            let p = plan(network, SchemaVersion::V13_6);
+            let l = &p.ledger;
+            let mut owed: BTreeMap<(Pot, i64, i64), Vec<(i64, i32, i64)>> = BTreeMap::new();
+            for m in &l.mir_rows {
+                owed.entry((m.pot, m.addr, m.epoch)).or_default().push((
+                    m.tx_id,
+                    m.cert_index,
+                    m.amount,
+                ));
+            }
+            let mut paid = BTreeMap::new();
+            for ir in l.instant_rewards.iter().filter(|r| !r.conway) {
+                let ledger::InstantKind::Pot(pot) = ir.kind else {
+                    panic!("MIR payouts are pot rewards")
+                };
+                assert!(paid
+                    .insert((pot, ir.addr, ir.spendable_epoch - 1), ir.amount)
+                    .is_none());
+            }
+            let registered_at = |addr: i64, epoch: i64| {
+                let mut certs: Vec<(i64, i32, bool)> = l
+                    .registrations
+                    .iter()
+                    .filter(|c| c.addr == addr && c.epoch <= epoch)
+                    .map(|c| (c.tx_id, c.cert_index, true))
+                    .chain(
+                        l.deregistrations
+                            .iter()
+                            .filter(|c| c.addr == addr && c.epoch <= epoch)
+                            .map(|c| (c.tx_id, c.cert_index, false)),
+                    )
+                    .collect();
+                certs.sort();
+                certs.last().is_some_and(|c| c.2)
+            };
+            assert!(!owed.is_empty(), "{network}: no MIR certificates");
+            for ((pot, addr, epoch), mut certs) in owed {
+                certs.sort();
+                let want = if p.network.mir_sums_in(epoch) {
+                    certs.iter().map(|c| c.2).sum()
+                } else {
+                    certs.last().unwrap().2
+                };
+                let got = paid.remove(&(pot, addr, epoch));
+                if registered_at(addr, epoch) {
+                    assert_eq!(got, Some(want), "{network} {pot:?} {addr} {epoch}");
+                } else {
+                    assert_eq!(got, None, "{network}: paid an unregistered credential");
+                }
+            }
+            assert!(paid.is_empty(), "{network}: payouts without certificates");
+        }
+    }
+
+    #[test]
+    fn refunds_go_to_registered_accounts_once_per_retirement() {
+        let p = plan("mainnet", SchemaVersion::V13_6);
+        let l = &p.ledger;
+        assert!(!l.refunds.is_empty());
+        assert!(l.unclaimed_refunds > 0 || l.refunds.len() > 3);
+        let keys: BTreeSet<_> = l.refunds.iter().map(|r| (r.pool, r.epoch)).collect();
+        assert_eq!(keys.len(), l.refunds.len());
+        for r in &l.refunds {
+            assert!(r.epoch <= p.tip_epoch());
+            assert!(l
+                .pool_retires
+                .iter()
+                .any(|pr| pr.pool == r.pool && pr.retiring_epoch == r.epoch));
+        }
+    }
+
+    #[test]
+    fn pots_sum_to_the_supply_every_shelley_epoch() {
+        for network in ["mainnet", "preprod", "preview"] {
+            let p = plan(network, SchemaVersion::V13_2);
+            let e0 = p.network.shelley_start_epoch();
+            let epochs: Vec<i64> = p.ledger.pots.iter().map(|x| x.epoch).collect();
+            assert_eq!(epochs, (e0..=p.tip_epoch()).collect::<Vec<_>>());
+            for pots in &p.ledger.pots {
+                assert_eq!(pots.total(), crate::MAX_LOVELACE_SUPPLY);
+                assert!(pots.utxo > 0 && pots.treasury >= 0);
+            }
+        }
+    }
+
+    #[test]
+    fn certificates_are_in_chain_order() {
+        let p = plan("mainnet", SchemaVersion::V13_6);
+        let keys: Vec<(i64, i32)> = p
+            .ledger
+            .events
+            .iter()
+            .map(|e| (e.tx_id, e.cert_index))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for e in &p.ledger.events {
+            let b = &p.layout.epochs[e.epoch as usize];
+            assert!(e.tx_id >= b.first_tx_id && e.tx_id < b.first_tx_id + b.txs);
+        }
+    }
+}
