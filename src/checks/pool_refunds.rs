@@ -77,7 +77,9 @@ impl PoolRefundsCheck {
 
 /// Effective retirements with retiring epoch in `[$1, $2]`, their reward account, its
 /// registration at the boundary, whether the refund row exists, and (13.3+) the deposit the
-/// pool paid. `deposit` is the expression for the latter.
+/// pool paid. `deposit` is the expression for the latter. The account comes from a lateral
+/// join, not a scalar subquery: the planner would repeat a scalar subquery for every later
+/// reference to its column.
 fn retirements_sql(deposit: &str) -> String {
     format!(
         "WITH candidate AS ( \
@@ -99,12 +101,12 @@ fn retirements_sql(deposit: &str) -> String {
                  AND (pu.registered_tx_id, pu.cert_index) > (c.tx_id, c.cert_index) \
                  AND b.epoch_no < c.epoch)), \
          account AS ( \
-           SELECT e.*, ( \
+           SELECT e.*, newest.reward_addr_id FROM effective e \
+           LEFT JOIN LATERAL ( \
                SELECT pu.reward_addr_id FROM pool_update pu \
                WHERE pu.hash_id = e.hash_id \
                  AND (pu.registered_tx_id, pu.cert_index) < (e.tx_id, e.cert_index) \
-               ORDER BY pu.registered_tx_id DESC, pu.cert_index DESC LIMIT 1) AS reward_addr_id \
-           FROM effective e) \
+               ORDER BY pu.registered_tx_id DESC, pu.cert_index DESC LIMIT 1) newest ON true) \
          SELECT a.epoch, a.hash_id, a.reward_addr_id, {deposit} AS deposit, \
                 {registered} AS registered, \
                 EXISTS (SELECT 1 FROM reward rw \

@@ -4,5 +4,6 @@ mod common;
 mod core_metrics;
 mod haproxy;
 mod http_surface;
+mod integrity;
 mod resilience;
 mod routing;
