@@ -158,6 +158,8 @@ pub async fn follow(
     let start_wall = Instant::now();
     let start_unix = crate::unix_now() as f64;
     let mut last_rollback = Instant::now();
+    // A rollback replaces blocks made since the previous one: at least one new block first.
+    let mut fresh_blocks = 0u64;
     tokio::pin!(shutdown);
     f.say(&format!(
         "following {} ({}) from block {} slot {} epoch {} at speed {}",
@@ -183,11 +185,13 @@ pub async fn follow(
             shutdown.as_mut().await;
             return Ok(report);
         }
-        if opts
-            .rollback_every
-            .is_some_and(|d| last_rollback.elapsed() >= d)
+        if fresh_blocks > 0
+            && opts
+                .rollback_every
+                .is_some_and(|d| last_rollback.elapsed() >= d)
         {
             last_rollback = Instant::now();
+            fresh_blocks = 0;
             if let Some(rb) = f.rollback(client).await? {
                 report.blocks += u64::from(rb.depth);
                 report.rollbacks.push(rb);
@@ -210,6 +214,7 @@ pub async fn follow(
         }
         let entered = f.produce(client, next_slot).await?;
         report.blocks += 1;
+        fresh_blocks += 1;
         if let Some(epoch) = entered {
             report.epochs_entered.push(epoch);
         }

@@ -284,9 +284,10 @@ impl Pots {
 pub struct Ledger {
     /// Stake addresses (ids `1..=stake_addresses`).
     pub stake_addresses: i64,
-    /// Pools (ids `1..=pools`), ordered by first registration.
+    /// Pools (ids `1..=pools`).
     pub pools: i64,
-    /// Registration epoch of each pool (index = pool id − 1).
+    /// Registration epoch of each randomly drawn pool (index = pool id − 1), ascending; the
+    /// trap pools after them are not listed.
     pub pool_first_epoch: Vec<i64>,
     /// The certificates, in chain order.
     pub events: Vec<Event>,
@@ -484,7 +485,7 @@ pub fn draw(input: &LedgerInput<'_>, rng: &Rng) -> Ledger {
                         reward: current_reward,
                     },
                 ));
-            } else if r.chance(150) && retiring + 1 <= tip {
+            } else if r.chance(150) && retiring < tip {
                 // Reaped, then registered again later: a new registration.
                 let at = r.range(retiring, tip);
                 events.push(ev(
@@ -546,6 +547,8 @@ pub fn draw(input: &LedgerInput<'_>, rng: &Rng) -> Ledger {
         }
     }
 
+    let (a_count, p_count) = traps(&mut events, net, tip, a_count, p_count);
+
     // Chain order; ties keep drawing order (stable sort).
     events.sort_by_key(|e| (e.epoch, e.pos));
     Ledger {
@@ -555,6 +558,239 @@ pub fn draw(input: &LedgerInput<'_>, rng: &Rng) -> Ledger {
         events,
         ..Ledger::default()
     }
+}
+
+/// Deterministic scenarios appended to the random history, so that even the smallest scale
+/// holds every case the integrity checks must get right (issue 3's traps), each with its
+/// own stake addresses and pools after the random ones. Returns the new address and pool
+/// counts.
+fn traps(events: &mut Vec<Event>, net: &Network, tip: i64, addrs: i64, pools: i64) -> (i64, i64) {
+    let e0 = net.shelley_start_epoch();
+    let mut a = addrs;
+    let mut p = pools;
+    let mut new_addr = || {
+        a += 1;
+        a
+    };
+    let ev = |epoch: i64, pos: u32, action: Action| Event {
+        epoch,
+        pos,
+        action,
+        tx_id: 0,
+        cert_index: 0,
+        valid: true,
+    };
+    let ada = 1_000_000;
+
+    // MIR: one epoch before Alonzo (replace) and one after (sum), both before Conway.
+    let alonzo = net.first_epoch_with_major(5).unwrap_or(e0);
+    let last_mir = (net.conway_start_epoch() - 1).min(tip - 1);
+    let mut mir_epochs = vec![last_mir - 2];
+    if alonzo - 2 > e0 {
+        mir_epochs.push(alonzo - 2);
+    }
+    for n in mir_epochs.into_iter().filter(|n| *n > e0) {
+        let (gone, late, twice) = (new_addr(), new_addr(), new_addr());
+        // Deregistered after the certificate, before the boundary: owed nothing.
+        events.push(ev(n - 1, 10, Action::Register(gone)));
+        events.push(ev(n, 700_000, Action::Deregister(gone)));
+        // Registered after the certificate, before the boundary: paid.
+        events.push(ev(n, 800_000, Action::Register(late)));
+        // Two certificates to one credential: 7 ADA (replace) or 12 ADA (sum).
+        events.push(ev(n - 1, 20, Action::Register(twice)));
+        events.push(ev(
+            n,
+            100_000,
+            Action::Mir {
+                pot: Pot::Reserves,
+                pays: vec![(gone, 3 * ada), (late, 4 * ada), (twice, 5 * ada)],
+            },
+        ));
+        events.push(ev(
+            n,
+            300_000,
+            Action::Mir {
+                pot: Pot::Reserves,
+                pays: vec![(twice, 7 * ada)],
+            },
+        ));
+    }
+
+    // Pools, all retiring around the middle of the history.
+    let t = e0 + (tip - e0) / 2;
+    if t + 8 > tip {
+        return (a, p);
+    }
+    let mut new_pool = || {
+        p += 1;
+        p
+    };
+    // Unclaimed: the reward account is deregistered before the retirement takes effect.
+    let (unclaimed, x) = (new_pool(), new_addr());
+    events.push(ev(t - 1, 30, Action::Register(x)));
+    events.push(ev(
+        t,
+        10,
+        Action::PoolUpdate {
+            pool: unclaimed,
+            reward: x,
+        },
+    ));
+    events.push(ev(t + 2, 10, Action::Deregister(x)));
+    events.push(ev(
+        t + 3,
+        10,
+        Action::PoolRetire {
+            pool: unclaimed,
+            retiring_epoch: t + 5,
+        },
+    ));
+    // Two pools sharing one reward account, retiring together: two refunds.
+    let (s1, s2, y) = (new_pool(), new_pool(), new_addr());
+    events.push(ev(t - 1, 40, Action::Register(y)));
+    events.push(ev(
+        t,
+        20,
+        Action::PoolUpdate {
+            pool: s1,
+            reward: y,
+        },
+    ));
+    events.push(ev(
+        t,
+        30,
+        Action::PoolUpdate {
+            pool: s2,
+            reward: y,
+        },
+    ));
+    events.push(ev(
+        t + 1,
+        20,
+        Action::PoolRetire {
+            pool: s1,
+            retiring_epoch: t + 4,
+        },
+    ));
+    events.push(ev(
+        t + 1,
+        30,
+        Action::PoolRetire {
+            pool: s2,
+            retiring_epoch: t + 4,
+        },
+    ));
+    // Reward account changed before the retirement; the old one is deregistered.
+    let (changed, z1, z2) = (new_pool(), new_addr(), new_addr());
+    events.push(ev(t - 1, 50, Action::Register(z1)));
+    events.push(ev(t - 1, 60, Action::Register(z2)));
+    events.push(ev(
+        t,
+        40,
+        Action::PoolUpdate {
+            pool: changed,
+            reward: z1,
+        },
+    ));
+    events.push(ev(
+        t + 1,
+        40,
+        Action::PoolUpdate {
+            pool: changed,
+            reward: z2,
+        },
+    ));
+    events.push(ev(
+        t + 2,
+        20,
+        Action::PoolRetire {
+            pool: changed,
+            retiring_epoch: t + 4,
+        },
+    ));
+    events.push(ev(t + 3, 20, Action::Deregister(z1)));
+    // Cancelled by a re-registration in the same epoch, after the announcement.
+    let (cancelled, w) = (new_pool(), new_addr());
+    events.push(ev(t - 1, 70, Action::Register(w)));
+    events.push(ev(
+        t,
+        50,
+        Action::PoolUpdate {
+            pool: cancelled,
+            reward: w,
+        },
+    ));
+    events.push(ev(
+        t + 1,
+        50,
+        Action::PoolRetire {
+            pool: cancelled,
+            retiring_epoch: t + 3,
+        },
+    ));
+    events.push(ev(
+        t + 1,
+        60,
+        Action::PoolUpdate {
+            pool: cancelled,
+            reward: w,
+        },
+    ));
+    // Superseded by a later announcement; reaped at the later epoch, then registered again.
+    let (superseded, v) = (new_pool(), new_addr());
+    events.push(ev(t - 1, 80, Action::Register(v)));
+    events.push(ev(
+        t,
+        60,
+        Action::PoolUpdate {
+            pool: superseded,
+            reward: v,
+        },
+    ));
+    events.push(ev(
+        t + 1,
+        70,
+        Action::PoolRetire {
+            pool: superseded,
+            retiring_epoch: t + 3,
+        },
+    ));
+    events.push(ev(
+        t + 2,
+        30,
+        Action::PoolRetire {
+            pool: superseded,
+            retiring_epoch: t + 6,
+        },
+    ));
+    events.push(ev(
+        t + 7,
+        30,
+        Action::PoolUpdate {
+            pool: superseded,
+            reward: v,
+        },
+    ));
+    // Retiring in the future (after the tip): nothing expected yet.
+    let (future, u) = (new_pool(), new_addr());
+    events.push(ev(tip - 1, 90, Action::Register(u)));
+    events.push(ev(
+        tip - 1,
+        100,
+        Action::PoolUpdate {
+            pool: future,
+            reward: u,
+        },
+    ));
+    events.push(ev(
+        tip,
+        10,
+        Action::PoolRetire {
+            pool: future,
+            retiring_epoch: tip + 10,
+        },
+    ));
+    (a, p)
 }
 
 /// Places every event in a transaction of its epoch: the position picks the transaction,
@@ -656,7 +892,7 @@ pub fn replay(ledger: &mut Ledger, input: &LedgerInput<'_>, epochs: &[EpochBlock
             }
             // Conway: enacted treasury withdrawals and returned proposal deposits, earned in
             // the previous epoch; no certificate behind them.
-            if epoch - 1 >= conway {
+            if epoch > conway {
                 if epoch % 4 == 0 {
                     let mut seen = Vec::new();
                     for _ in 0..input.sizes.withdrawal_credentials {

@@ -79,6 +79,7 @@ impl Plan {
             proposal_refunds: input.version != SchemaVersion::V13_2,
         };
         let mut ledger = ledger::draw(&ledger_input, &rng);
+        // Slot leaders come from the randomly drawn pools, whose ids follow registration.
         let pools_before_epoch: Vec<i64> = (0..=tip_epoch)
             .map(|e| ledger.pool_first_epoch.partition_point(|first| *first < e) as i64)
             .collect();
@@ -146,7 +147,9 @@ mod tests {
         for network in ["mainnet", "preprod", "preview"] {
             let p = plan(network, SchemaVersion::V13_6);
             let l = &p.ledger;
-            let mut owed: BTreeMap<(Pot, i64, i64), Vec<(i64, i32, i64)>> = BTreeMap::new();
+            // (pot, credential, epoch) -> [(tx_id, cert_index, amount)]
+            type Owed = BTreeMap<(Pot, i64, i64), Vec<(i64, i32, i64)>>;
+            let mut owed = Owed::new();
             for m in &l.mir_rows {
                 owed.entry((m.pot, m.addr, m.epoch)).or_default().push((
                     m.tx_id,
