@@ -16,6 +16,7 @@ async fn endpoints_formats_and_methods() {
     let _fixture = chain(&db, SchemaVersion::V13_6, "preprod", unix_now() - 30, 3).await;
     let exporter = Exporter::start(config(&db.reader_url())).await;
     wait_for_value(&exporter, "dbsync_up", 1.0).await;
+    wait_for_value(&exporter, "dbsync_check_success{check=\"rollback\"}", 1.0).await;
     let client = reqwest::Client::new();
 
     let classic = client.get(exporter.url("/metrics")).send().await.unwrap();

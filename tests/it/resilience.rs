@@ -15,7 +15,12 @@ use crate::common::{chain, config, eventually, must, unix_now, value, wait_for_v
 async fn the_session_guard_refuses_writes_even_for_a_superuser() {
     let db = Cluster::shared().create_database("guard").await;
     let _fixture = chain(&db, SchemaVersion::V13_6, "mainnet", unix_now(), 2).await;
-    let database = Database::new(&config(&db.superuser_url())).unwrap();
+    let mut settings = config(&db.superuser_url());
+    settings.check_timeout = Duration::from_secs(3);
+    settings.integrity_timeout = Duration::from_secs(5);
+    // The connection-wide cap is the longest check timeout.
+    assert_eq!(settings.max_check_timeout(), Duration::from_secs(5));
+    let database = Database::new(&settings).unwrap();
     let client = database.pool().get().await.unwrap();
     for write in [
         "CREATE TABLE intruder (id int)",
@@ -200,15 +205,28 @@ async fn a_thousand_scrapes_cost_the_database_nothing() {
     let mut settings = config(&db.reader_url());
     settings.tip_interval = Duration::from_secs(3600);
     settings.info_interval = Duration::from_secs(3600);
+    settings.grest_interval = Duration::from_secs(3600);
+    settings.integrity_interval = Duration::from_secs(3600);
     let exporter = Exporter::start(settings).await;
-    for check in ["tip", "rollback", "info"] {
-        wait_for_value(
-            &exporter,
-            &format!("dbsync_check_success{{check=\"{check}\"}}"),
-            1.0,
-        )
-        .await;
-    }
+    // Every scheduled check has finished its first run (the next is an hour away).
+    eventually(
+        Duration::from_secs(60),
+        "every check's first run",
+        || async {
+            let body = exporter.metrics().await;
+            let checks: Vec<&str> = body
+                .lines()
+                .filter_map(|line| line.strip_prefix("dbsync_check_interval_seconds{check=\""))
+                .filter_map(|rest| rest.split('"').next())
+                .collect();
+            let all_ran = checks.len() >= 8
+                && checks.iter().all(|check| {
+                    value(&body, &format!("dbsync_check_success{{check=\"{check}\"}}")) == Some(1.0)
+                });
+            all_ran.then_some(())
+        },
+    )
+    .await;
     let observer_db = Cluster::shared().create_database("observer").await;
     let observer = observer_db.connect().await;
     let statements = || async {
