@@ -1,9 +1,9 @@
-//! Shared helpers: the exporter on a free port, fixtures with a fresh or an old tip, a chain
-//! follower, polling, temp dirs, and reading a scrape.
+//! Shared helpers: the exporter on a free port, the simulated test fleet, polling, temp dirs,
+//! and reading a scrape.
 //!
-//! `Exporter`, `config`, `chain`, `eventually` and `unix_now` are copies of the helpers in
-//! `tests/it/common.rs` (owned by the core integration tests, which this binary must not
-//! edit); move both copies into a shared `tests/support/` module when that file is free.
+//! `Exporter`, `config`, `eventually`, `value` and `unix_now` are adapted copies of the
+//! helpers in `tests/it/common.rs` (owned by the core integration tests, which this binary
+//! must not edit); merge both into a shared `tests/support/` module when that file is free.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dbsync_exporter::chain::NetworkParams;
 use dbsync_exporter::Config;
-use dbsync_fixture::{Fixture, IndexSet, NewBlock, SchemaVersion, TestDatabase};
+use dbsync_fixture::{Cluster, IndexSet, SchemaVersion, TestDatabase};
+use dbsync_sim::{
+    FaultSet, FollowOptions, GenerateOptions, GenerateReport, InitOptions, Network, Scale,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_postgres::Client;
 
 /// A running exporter; stopped on drop.
 pub struct Exporter {
@@ -119,117 +122,6 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// A db-sync fixture for `network` whose tip (block 1000 + n - 1) is at `tip_unix`,
-/// built from `n` Shelley-era blocks 20 slots apart.
-pub async fn chain(
-    db: &TestDatabase,
-    version: SchemaVersion,
-    network: &str,
-    tip_unix: i64,
-    n: u32,
-) -> Fixture {
-    let params = NetworkParams::known(network).unwrap();
-    let mut fixture = Fixture::create(
-        db,
-        version,
-        IndexSet::NearTip,
-        network,
-        params.byron_start_unix,
-    )
-    .await;
-    fixture.genesis_block(params.byron_start_unix).await;
-    let first_slot = params.slot_at(tip_unix) - 20 * i64::from(n - 1);
-    let epoch = params.epoch_of_slot(first_slot);
-    let hash = fixture.next_hash(1000);
-    fixture
-        .insert_block(NewBlock {
-            block_no: Some(1000),
-            slot_no: Some(first_slot),
-            epoch_no: Some(epoch),
-            epoch_slot_no: Some(first_slot - params.epoch_first_slot(epoch)),
-            time_unix: params.slot_time(first_slot),
-            hash,
-            proto_major: 10,
-            proto_minor: 0,
-            tx_count: 0,
-        })
-        .await;
-    if n > 1 {
-        fixture.extend(n - 1, 20).await;
-    }
-    fixture
-}
-
-/// Keeps a fixture's tip at the wall clock, like db-sync following the chain: a block for the
-/// current slot every `every`. Stops (and gives the fixture back) on [`Follower::stop`];
-/// aborted on drop.
-pub struct Follower {
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Fixture>>,
-}
-
-impl Follower {
-    /// `tip_block_no` and `tip_slot` describe the fixture's current tip.
-    pub fn start(
-        mut fixture: Fixture,
-        network: &str,
-        tip_block_no: i64,
-        tip_slot: i64,
-        every: Duration,
-    ) -> Follower {
-        let params = NetworkParams::known(network).unwrap();
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            let (mut block_no, mut last_slot) = (tip_block_no, tip_slot);
-            loop {
-                let slot = params.slot_at(unix_now());
-                if slot > last_slot {
-                    block_no += 1;
-                    let epoch = params.epoch_of_slot(slot);
-                    let hash = fixture.next_hash(block_no);
-                    fixture
-                        .insert_block(NewBlock {
-                            block_no: Some(block_no),
-                            slot_no: Some(slot),
-                            epoch_no: Some(epoch),
-                            epoch_slot_no: Some(slot - params.epoch_first_slot(epoch)),
-                            time_unix: params.slot_time(slot),
-                            hash,
-                            proto_major: 10,
-                            proto_minor: 0,
-                            tx_count: 0,
-                        })
-                        .await;
-                    last_slot = slot;
-                }
-                tokio::select! {
-                    _ = &mut stopped => return fixture,
-                    () = tokio::time::sleep(every) => {}
-                }
-            }
-        });
-        Follower {
-            stop: Some(stop),
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops following and returns the fixture.
-    #[allow(dead_code)]
-    pub async fn stop(mut self) -> Fixture {
-        let _ = self.stop.take().unwrap().send(());
-        self.handle.take().unwrap().await.unwrap()
-    }
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.abort();
-        }
-    }
 }
 
 /// Sample names in a text-format scrape, plus every `# TYPE` name with the suffixes its
@@ -339,91 +231,151 @@ pub fn value(body: &str, series: &str) -> Option<f64> {
 /// The network every test instance is on (so that fleet comparisons apply).
 pub const NETWORK: &str = "mainnet";
 
-/// A db-sync database of one test instance and where its tip is.
-pub struct Instance {
-    pub db: TestDatabase,
-    pub fixture: Fixture,
-    pub tip_block_no: i64,
-    pub tip_slot: i64,
+/// A simulated db-sync database (`dbsync-sim`): `init` for `version`, then `generate` about
+/// `blocks` blocks of history ending at `until_unix`, with `faults` planted.
+pub async fn simulated(
+    prefix: &str,
+    version: SchemaVersion,
+    blocks: u64,
+    until_unix: i64,
+    faults: FaultSet,
+) -> (TestDatabase, Client, GenerateReport) {
+    let db = Cluster::shared().create_database(prefix).await;
+    let client = db.connect().await;
+    dbsync_sim::init(
+        &client,
+        &InitOptions {
+            version,
+            network: Network::known(NETWORK).unwrap(),
+            indexes: IndexSet::InitialSync,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("dbsync-sim init of {}: {e}", db.name));
+    let report = dbsync_sim::generate(
+        &client,
+        &GenerateOptions {
+            scale: Scale::Blocks(blocks),
+            faults,
+            seed: 5,
+            until_unix: Some(until_unix),
+            near_tip_indexes: true,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("dbsync-sim generate into {}: {e}", db.name));
+    (db, client, report)
 }
 
-impl Instance {
-    /// A healthy instance: db-sync 13.7, 30 blocks up to a tip 2 s old (start a [`Follower`]
-    /// to keep it fresh), two `epoch_sync_time` rows of normal length, and a Koios
-    /// `grest.control_table` with a version, a block-height key and a timestamp key.
-    pub async fn fresh(prefix: &str) -> Instance {
-        let instance = Instance::build(prefix, SchemaVersion::V13_7, unix_now() - 2, 30).await;
-        let epoch = NetworkParams::known(NETWORK)
-            .unwrap()
-            .epoch_of_slot(instance.tip_slot);
-        let fixture = &instance.fixture;
-        fixture
-            .epoch_sync_time(epoch - 2, 431_000, "following")
-            .await;
-        fixture
-            .epoch_sync_time(epoch - 1, 432_100, "following")
-            .await;
-        fixture.execute(dbsync_fixture::grest_ddl()).await;
-        fixture
-            .execute(&format!(
-                "INSERT INTO grest.control_table (key, last_value) VALUES \
-                   ('version', 'v1.3.2'), \
-                   ('stake_distribution_lbh', '{}'); \
-                 INSERT INTO grest.control_table (key, last_value) \
-                   SELECT 'pool_history_cache_last_updated', \
-                          to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS');",
-                instance.tip_block_no - 5
-            ))
-            .await;
-        instance
-    }
+/// `dbsync-sim follow` on a database, like db-sync following the chain in real time (a block
+/// every ~20 s); stopped on drop.
+pub struct Follower {
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<()>,
+}
 
-    /// An instance whose db-sync stopped an hour ago: db-sync 13.6, 5 blocks (so it is also
-    /// far behind a fresh instance of the same network), one slow `epoch_sync_time` row.
-    pub async fn stalled(prefix: &str) -> Instance {
-        let instance = Instance::build(prefix, SchemaVersion::V13_6, unix_now() - 3600, 5).await;
-        let epoch = NetworkParams::known(NETWORK)
-            .unwrap()
-            .epoch_of_slot(instance.tip_slot);
-        instance
-            .fixture
-            .epoch_sync_time(epoch - 1, 1_200, "lagging")
-            .await;
-        instance
-    }
-
-    async fn build(prefix: &str, version: SchemaVersion, tip_unix: i64, n: u32) -> Instance {
-        let db = dbsync_fixture::Cluster::shared()
-            .create_database(prefix)
-            .await;
-        let fixture = chain(&db, version, NETWORK, tip_unix, n).await;
-        Instance {
-            db,
-            fixture,
-            tip_block_no: 1000 + i64::from(n) - 1,
-            tip_slot: NetworkParams::known(NETWORK).unwrap().slot_at(tip_unix),
+impl Follower {
+    pub fn start(mut client: Client) -> Follower {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let options = FollowOptions {
+                speed: 1.0,
+                rollback_every: None,
+                stall_after: None,
+                max_blocks: None,
+                seed: 11,
+                log: false,
+            };
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = dbsync_sim::follow(&mut client, &options, stopped).await {
+                panic!("dbsync-sim follow: {e}");
+            }
+        });
+        Follower {
+            stop: Some(stop),
+            handle,
         }
     }
 }
 
-/// The test fleet: `fresh`, a db-sync 13.7 instance that follows the chain (a block a second),
-/// and `stalled`, a db-sync 13.6 instance of the same network whose tip is an hour old, which
-/// is far behind, and whose `info` check fails (a column renamed under it after its first
-/// run; the findings, `dbsync_info` included, stay). Each exporter has the other as its peer.
-/// Together they give every core panel something to show, and the alert rules one instance
-/// that must stay silent and one that must alert.
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.handle.abort();
+    }
+}
+
+/// The test fleet, two simulated mainnet db-sync instances, each exporter having the other
+/// as its peer:
+///
+/// - `fresh`: db-sync 13.7, ~8000 blocks up to now, a clean ledger (every integrity value 0),
+///   a Koios `grest.control_table`, and a follower adding blocks in real time. It must never
+///   alert.
+/// - `stalled`: db-sync 13.6, ~4000 blocks (the simulator's floor: one per epoch and
+///   more) ending an hour ago (so its tip is stale and it is
+///   far behind `fresh`), every simulator fault planted, and a failing `info` check (a column
+///   renamed under it after its first run; its findings, `dbsync_info` included, stay). It
+///   must raise the tip, fleet, health, check and integrity alerts.
+///
+/// Together they give every dashboard panel something to show.
 pub struct Fleet {
     pub fresh: Exporter,
     pub stalled: Exporter,
-    _fresh_db: TestDatabase,
-    _stalled: Instance,
+    /// What the simulator planted in `stalled` and what the exporter should report for it.
+    pub stalled_report: GenerateReport,
     _follower: Follower,
+    _dbs: [TestDatabase; 2],
 }
 
 impl Fleet {
     pub async fn start(prefix: &str) -> Fleet {
-        let fresh = Instance::fresh(&format!("{prefix}_fresh")).await;
-        let stalled = Instance::stalled(&format!("{prefix}_stalled")).await;
+        let now = unix_now();
+        let (fresh_name, stalled_name) = (format!("{prefix}_fresh"), format!("{prefix}_stalled"));
+        let fresh = simulated(
+            &fresh_name,
+            SchemaVersion::V13_7,
+            8_000,
+            now,
+            FaultSet::none(),
+        );
+        let stalled = simulated(
+            &stalled_name,
+            SchemaVersion::V13_6,
+            2_000,
+            now - 3600,
+            FaultSet::all(),
+        );
+        let ((fresh_db, fresh_client, _), (stalled_db, stalled_client, stalled_report)) =
+            tokio::join!(fresh, stalled);
+        // The simulator writes at least a block per epoch whatever the scale: make sure the
+        // scales above still leave the stalled instance well behind.
+        let (fresh_tip, stalled_tip) = (tip(&fresh_client).await, tip(&stalled_client).await);
+        assert!(
+            fresh_tip - stalled_tip > 100,
+            "the stalled instance (tip {stalled_tip}) should be far behind the fresh one \
+             (tip {fresh_tip}): adjust the scales in Fleet::start"
+        );
+        fresh_client
+            .batch_execute(dbsync_fixture::grest_ddl())
+            .await
+            .unwrap();
+        fresh_client
+            .batch_execute(
+                "INSERT INTO grest.control_table (key, last_value) VALUES ('version', 'v1.3.2'); \
+                 INSERT INTO grest.control_table (key, last_value) \
+                   SELECT 'stake_distribution_lbh', (max(block_no) - 5)::text FROM block; \
+                 INSERT INTO grest.control_table (key, last_value) \
+                   SELECT 'pool_history_cache_last_updated', \
+                          to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS');",
+            )
+            .await
+            .unwrap();
+
         let fresh_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stalled_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (fresh_addr, stalled_addr) = (
@@ -432,21 +384,15 @@ impl Fleet {
         );
         let fresh_exporter = Exporter::start_on(
             fresh_listener,
-            config(&fresh.db.reader_url(), &[stalled_addr]),
+            config(&fresh_db.reader_url(), &[stalled_addr]),
         )
         .await;
         let stalled_exporter = Exporter::start_on(
             stalled_listener,
-            config(&stalled.db.reader_url(), &[fresh_addr]),
+            config(&stalled_db.reader_url(), &[fresh_addr]),
         )
         .await;
-        let follower = Follower::start(
-            fresh.fixture,
-            NETWORK,
-            fresh.tip_block_no,
-            fresh.tip_slot,
-            Duration::from_secs(1),
-        );
+        let follower = Follower::start(fresh_client);
         eventually(
             Duration::from_secs(60),
             "the stalled exporter's first successful info run",
@@ -458,16 +404,18 @@ impl Fleet {
             },
         )
         .await;
-        stalled
-            .fixture
-            .execute("ALTER TABLE epoch_sync_time RENAME COLUMN seconds TO seconds_renamed_by_test")
-            .await;
+        stalled_client
+            .batch_execute(
+                "ALTER TABLE epoch_sync_time RENAME COLUMN seconds TO seconds_renamed_by_test",
+            )
+            .await
+            .unwrap();
         Fleet {
             fresh: fresh_exporter,
             stalled: stalled_exporter,
-            _fresh_db: fresh.db,
-            _stalled: stalled,
+            stalled_report,
             _follower: follower,
+            _dbs: [fresh_db, stalled_db],
         }
     }
 
@@ -476,4 +424,13 @@ impl Fleet {
         self.fresh.shutdown().await;
         self.stalled.shutdown().await;
     }
+}
+
+/// The newest block number in a db-sync database.
+async fn tip(client: &Client) -> i64 {
+    client
+        .query_one("SELECT max(block_no)::int8 FROM block", &[])
+        .await
+        .unwrap()
+        .get(0)
 }

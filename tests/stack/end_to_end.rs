@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
+use dbsync_sim::Fault;
+
 use crate::common::{require_tool, served_names, Fleet, NETWORK};
 use crate::dashboards::{self, interpolate, parse_label_values, variable_query, Variables};
 use crate::prometheus::Prometheus;
@@ -92,13 +94,66 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
         )
         .await;
 
-    // --- 2. the stale-tip alert goes pending (or firing) for the stalled instance only -------
-    let expected = [
+    // --- 2. what the simulator planted arrives in Prometheus with the expected values ------
+    prometheus
+        .wait_for(
+            SETTLE,
+            "the stalled instance's integrity series",
+            || async {
+                let mut wrong = Vec::new();
+                for expectation in &fleet.stalled_report.expectations {
+                    let query = with_instance(&expectation.series, &stalled_instance);
+                    let found: Vec<f64> = prometheus
+                        .query(&query)
+                        .await?
+                        .iter()
+                        .filter_map(|sample| sample["value"][1].as_str()?.parse().ok())
+                        .collect();
+                    if found != [expectation.value as f64] {
+                        wrong.push(format!(
+                            "{query}: want {}, have {found:?}",
+                            expectation.value
+                        ));
+                    }
+                }
+                wrong
+                    .is_empty()
+                    .then_some(())
+                    .ok_or_else(|| wrong.join("\n"))
+            },
+        )
+        .await;
+
+    // --- 3. the stale-tip alert goes pending (or firing) for the stalled instance only -------
+    // Every simulator fault planted in the stalled instance raises its integrity alert.
+    let planted: Vec<Fault> = fleet
+        .stalled_report
+        .planted
+        .iter()
+        .map(|p| p.fault)
+        .collect();
+    assert_eq!(
+        planted,
+        Fault::ALL,
+        "the simulator planted: {:#?}",
+        fleet.stalled_report.planted
+    );
+    let mut expected = vec![
         ("DbSyncTipStale", "warning"),
         ("DbSyncTipStale", "critical"),
         ("DbSyncBehindFleet", "warning"),
         ("DbSyncHealthDown", "critical"),
     ];
+    expected.extend(planted.iter().map(|fault| {
+        let alert = match fault {
+            Fault::MissingMir => "DbSyncMirUnpaid",
+            Fault::OrphanMir => "DbSyncMirOrphanRewards",
+            Fault::MissingRefund => "DbSyncPoolRefundsMissing",
+            Fault::BrokenAdaPots => "DbSyncAdaPotsInconsistent",
+            Fault::MissingAdaPots => "DbSyncAdaPotsMissing",
+        };
+        (alert, "warning")
+    }));
     let alerts = prometheus
         .wait_for(SETTLE, "the stalled instance's alerts", || async {
             let alerts = active_alerts(&prometheus).await?;
@@ -185,7 +240,7 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
         )
         .await;
 
-    // --- 3. every rule loaded and evaluates without error --------------------------------
+    // --- 4. every rule loaded and evaluates without error --------------------------------
     let rules = prometheus
         .wait_for(SETTLE, "every rule to be evaluated once", || async {
             let data = prometheus.api("rules", &[]).await?;
@@ -273,7 +328,7 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
         }
     }
 
-    // --- 4. every dashboard variable and query --------------------------------------------
+    // --- 5. every dashboard variable and query --------------------------------------------
     let dashboards = dashboards::load();
     let mut networks = BTreeSet::new();
     let mut instances = BTreeSet::new();
@@ -373,7 +428,7 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
         }
     }
 
-    // --- 5. promtool check metrics on a scrape of each exporter ----------------------------
+    // --- 6. promtool check metrics on a scrape of each exporter ----------------------------
     for exporter in [fresh_exporter, stalled_exporter] {
         let body = exporter.metrics().await;
         let mut child = tokio::process::Command::new(&promtool)
@@ -477,4 +532,13 @@ async fn emptiness(prometheus: &Prometheus, query: &str) -> (Option<Vec<String>>
     }
     let why = (!reasons.is_empty() && !unexplained).then_some(reasons);
     (why, diagnosis)
+}
+
+/// `series` (name plus exact label text, as the simulator reports it) restricted to
+/// `instance`, as a PromQL selector.
+fn with_instance(series: &str, instance: &str) -> String {
+    match series.split_once('{') {
+        Some((name, labels)) => format!("{name}{{instance=\"{instance}\",{labels}"),
+        None => format!("{series}{{instance=\"{instance}\"}}"),
+    }
 }

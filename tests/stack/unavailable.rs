@@ -1,63 +1,24 @@
 //! THE allow-list: what the dashboards and alert rules may read that the exporter cannot
-//! serve against this binary's fixtures. Nothing else is excused from returning data.
+//! serve against this binary's test fleet (`common::Fleet`). Nothing else is excused from
+//! returning data.
 //!
-//! Every entry says why. The tests fail when an entry goes stale, i.e. when the exporter
-//! serves the family (or runs the check) against the fixture after all, or when no dashboard
-//! or rule uses it any more: then remove it, so that its panels are checked for data.
+//! It is empty: the simulated fleet (a clean instance with a Koios grest table, and a stalled
+//! one with every simulator fault planted, each the other's peer) makes the exporter serve
+//! every family the dashboards and rules use, with data in every dashboard query. Add an entry
+//! only for a family that no fixture can produce, with the reason next to it, e.g.
+//! `("dbsync_some_family", "needs X, which the simulator does not write")`.
+//!
+//! The tests fail when an entry goes stale, i.e. when the exporter serves the family (or runs
+//! the check) against the fleet after all, or when no dashboard or rule uses it any more:
+//! then remove it, so that its panels are checked for data.
 
 use crate::promql::Selector;
 
 /// Metric families, with the reason the fixtures cannot produce them.
-pub const FAMILIES: &[(&str, &str)] = &[
-    // --- integrity ------------------------------------------------------------------------
-    // The integrity checks (mir, pool_refunds, ada_pots, epoch_stake) run, but their metric
-    // encoding is not wired into /metrics yet; the fixture builder has no rewards, MIR
-    // certificates, retirements or ada_pots rows either (the db-sync simulator that will
-    // plant them, faults included, is being written).
-    (
-        "dbsync_mir_unpaid_payments",
-        "integrity metrics not served yet (mir)",
-    ),
-    (
-        "dbsync_mir_unpaid_lovelace",
-        "integrity metrics not served yet (mir)",
-    ),
-    (
-        "dbsync_mir_orphan_rewards",
-        "integrity metrics not served yet (mir)",
-    ),
-    (
-        "dbsync_pool_refunds_missing",
-        "integrity metrics not served yet (pool_refunds)",
-    ),
-    (
-        "dbsync_pool_refunds_missing_lovelace",
-        "integrity metrics not served yet (pool_refunds)",
-    ),
-    (
-        "dbsync_pool_refunds_unclaimed",
-        "integrity metrics not served yet (pool_refunds)",
-    ),
-    (
-        "dbsync_ada_pots_deviation_lovelace",
-        "integrity metrics not served yet (ada_pots)",
-    ),
-    (
-        "dbsync_ada_pots_inconsistent_epochs",
-        "integrity metrics not served yet (ada_pots)",
-    ),
-    (
-        "dbsync_ada_pots_missing_epochs",
-        "integrity metrics not served yet (ada_pots)",
-    ),
-    (
-        "dbsync_epoch_stake_complete",
-        "integrity metrics not served yet (epoch_stake)",
-    ),
-];
+pub const FAMILIES: &[(&str, &str)] = &[];
 
-/// Values of the `check` label (of `dbsync_check_*`) that no test exporter reports. Empty
-/// now that the exporter runs every check the dashboards name.
+/// Values of the `check` label (of `dbsync_check_*`) that no test exporter runs, with the
+/// reason: selectors matching only these checks may be empty.
 pub const CHECKS: &[(&str, &str)] = &[];
 
 /// Whether `name` is an allow-listed family.
