@@ -23,6 +23,20 @@ const SCRAPE_SECONDS: u64 = 1;
 /// Generous bounds for a loaded 2-core CI machine.
 const SETTLE: Duration = Duration::from_secs(90);
 
+/// Prometheus scrapes the fleet every second with `alerts/*.rules.yml` loaded (the thresholds
+/// file with its real values, evaluated every second), and its HTTP API shows that:
+/// 1. both targets are up;
+/// 2. the integrity values the simulator planted arrive with the expected values;
+/// 3. the stalled instance's alerts go pending or firing (stale tip at both severities,
+///    behind the fleet, health down, failing check, one per planted integrity fault), with
+///    severity, summary, description naming the instance, and runbook; the fresh instance and
+///    the fleet as a whole raise none;
+/// 4. every rule of the files is loaded and evaluates with health "ok", and reads only
+///    served, recorded or Prometheus' own metrics;
+/// 5. every dashboard variable query lists the real networks and instances, and every panel
+///    query, with the variables substituted as Grafana does, is valid and returns data (the
+///    only excuse: `unavailable.rs`); one instance at a time it is still valid;
+/// 6. `promtool check metrics` is clean on a scrape of each exporter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_query() {
     require_tool("prometheus");
