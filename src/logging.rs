@@ -1,5 +1,7 @@
 //! Log set-up: an `EnvFilter` from `--log-level` and a plain or JSON formatter on stderr.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{ConfigError, LogFormat};
@@ -12,6 +14,7 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), ConfigError> {
     })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),

@@ -200,34 +200,46 @@ impl CheckError {
 
 impl From<tokio_postgres::Error> for CheckError {
     fn from(error: tokio_postgres::Error) -> CheckError {
-        match error.code() {
-            Some(code)
-                if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE =>
-            {
-                CheckError::Timeout(
-                    error
-                        .as_db_error()
-                        .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
-                )
-            }
-            Some(code)
-                if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN =>
-            {
-                CheckError::NotDbSync(
-                    error
-                        .as_db_error()
-                        .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
-                )
-            }
-            Some(_) => CheckError::Query(
-                error
-                    .as_db_error()
-                    .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
-            ),
-            None if error.is_closed() => CheckError::Unavailable("connection closed".into()),
-            None => CheckError::Unavailable(error.to_string()),
+        let message = describe(&error);
+        let Some(code) = error.code() else {
+            return CheckError::Unavailable(message);
+        };
+        let class = &code.code()[..2];
+        if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {
+            CheckError::Timeout(message)
+        } else if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN {
+            CheckError::NotDbSync(message)
+        } else if matches!(class, "08" | "28" | "53" | "57" | "3D") {
+            // Connection exceptions, authentication, resources, operator intervention and a
+            // missing database: the database is not available to us, whatever the query.
+            CheckError::Unavailable(message)
+        } else {
+            CheckError::Query(message)
         }
     }
+}
+
+/// The server's message for database errors; otherwise the error with its causes
+/// ("error connecting to server: Connection refused (os error 111)"). Neither carries the
+/// connection string.
+fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.message().to_owned();
+    }
+    if error.is_closed() {
+        return "connection closed".into();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<PoolError> for CheckError {

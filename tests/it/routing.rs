@@ -32,6 +32,8 @@ async fn koios_caches_are_exported_and_drain_when_late() {
     let mut settings = config(&db.reader_url());
     settings.grest_interval = Duration::from_millis(300);
     let exporter = Exporter::start(settings).await;
+    // The health reasons below need the tip check's result as well as the grest check's.
+    wait_for_value(&exporter, "dbsync_up", 1.0).await;
     let body = wait_for_value(&exporter, "dbsync_check_success{check=\"grest\"}", 1.0).await;
     assert_eq!(must(&body, "dbsync_check_applicable{check=\"grest\"}"), 1.0);
     assert_eq!(must(&body, "dbsync_grest_info{version=\"v1.3.2\"}"), 1.0);

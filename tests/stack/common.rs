@@ -1,9 +1,8 @@
 //! Shared helpers: the exporter on a free port, the simulated test fleet, polling, temp dirs,
 //! and reading a scrape.
 //!
-//! `Exporter`, `config`, `eventually`, `value` and `unix_now` are adapted copies of the
-//! helpers in `tests/it/common.rs` (owned by the core integration tests, which this binary
-//! must not edit); merge both into a shared `tests/support/` module when that file is free.
+//! `Exporter`, `value` and `unix_now` come from the shared `tests/support` module; this
+//! binary's `eventually` returns a diagnosis with each failed probe.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -11,6 +10,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+#[path = "../support/mod.rs"]
+mod support;
+
+pub use support::{unix_now, value, Exporter};
 
 use dbsync_exporter::Config;
 use dbsync_fixture::{Cluster, IndexSet, SchemaVersion, TestDatabase};
@@ -21,60 +25,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
-
-/// A running exporter; stopped on drop.
-pub struct Exporter {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), dbsync_exporter::RunError>>>,
-}
-
-impl Exporter {
-    /// Starts on a listener the caller bound (to know the address in advance, e.g. to make
-    /// two exporters each other's peers).
-    pub async fn start_on(listener: TcpListener, config: Config) -> Exporter {
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(dbsync_exporter::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        Exporter {
-            addr,
-            stop: Some(stop),
-            handle: Some(handle),
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// One scrape in the classic text format (what `promtool check metrics` reads).
-    pub async fn metrics(&self) -> String {
-        let response = reqwest::get(self.url("/metrics"))
-            .await
-            .unwrap_or_else(|e| panic!("scraping {}: {e}", self.addr));
-        assert_eq!(response.status(), 200, "GET /metrics on {}", self.addr);
-        response.text().await.unwrap()
-    }
-
-    /// Stops the exporter and waits for a clean exit.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let result = tokio::time::timeout(Duration::from_secs(15), self.handle.take().unwrap())
-            .await
-            .expect("exporter did not stop within 15 s");
-        result.unwrap().unwrap();
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 /// A config for `url`, comparing its tip with the exporters at `peers`, with checks fast
 /// enough for a 1 s scrape, yet slow enough that three intervals (the `DbSyncCheckStale`
@@ -115,13 +65,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// Sample names in a text-format scrape, plus every `# TYPE` name with the suffixes its
@@ -215,16 +158,6 @@ pub fn require_tool(tool: &str) -> PathBuf {
                 "`{tool}` is not on PATH: run ./scripts/test (it installs it) or \
                  `apt-get install prometheus`"
             )
-        })
-}
-
-/// The value of the series `series` (name plus exact label text, e.g. `x{a="b"}`).
-pub fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().unwrap())
         })
 }
 
@@ -384,11 +317,13 @@ impl Fleet {
         );
         let fresh_exporter = Exporter::start_on(
             fresh_listener,
+            None,
             config(&fresh_db.reader_url(), &[stalled_addr]),
         )
         .await;
         let stalled_exporter = Exporter::start_on(
             stalled_listener,
+            None,
             config(&stalled_db.reader_url(), &[fresh_addr]),
         )
         .await;

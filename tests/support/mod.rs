@@ -1,0 +1,190 @@
+//! Helpers shared by the integration test binaries (`tests/it`, `tests/stack`): start the
+//! exporter on a free port, scrape it, read values, wait, build a fixture chain.
+//!
+//! Each binary includes this file with `#[path]`; not every binary uses every helper.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dbsync_exporter::chain::NetworkParams;
+use dbsync_exporter::Config;
+use dbsync_fixture::{Fixture, IndexSet, NewBlock, SchemaVersion, TestDatabase};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running exporter; stopped on drop.
+pub struct Exporter {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), dbsync_exporter::RunError>>>,
+}
+
+impl Exporter {
+    pub async fn start(config: Config) -> Exporter {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Exporter::start_on(listener, None, config).await
+    }
+
+    /// Starts on listeners the test bound itself (to know the addresses in advance).
+    pub async fn start_on(
+        listener: TcpListener,
+        agent: Option<TcpListener>,
+        config: Config,
+    ) -> Exporter {
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(dbsync_exporter::serve(
+            config,
+            listener,
+            agent,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Exporter {
+            addr,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(self.url(path)).await.unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
+    /// Stops the exporter and waits for a clean exit.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let result = tokio::time::timeout(Duration::from_secs(15), self.handle.take().unwrap())
+            .await
+            .expect("exporter did not stop within 15 s");
+        result.unwrap().unwrap();
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A config for `url` with fast checks.
+pub fn config(url: &str) -> Config {
+    let mut config = Config::with_database(url.parse().unwrap());
+    config.tip_interval = Duration::from_millis(200);
+    config.info_interval = Duration::from_millis(500);
+    config.check_timeout = Duration::from_secs(5);
+    config.connect_timeout = Duration::from_secs(2);
+    config
+}
+
+/// The value of the series `series` (name plus exact label text, e.g. `x{a="b"}`).
+pub fn value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+}
+
+/// Like [`value`], panicking with the body when the series is missing.
+pub fn must(body: &str, series: &str) -> f64 {
+    value(body, series).unwrap_or_else(|| panic!("series {series} missing from:\n{body}"))
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until a scrape shows `series` with `expected`, and returns that scrape.
+pub async fn wait_for_value(exporter: &Exporter, series: &str, expected: f64) -> String {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{series} == {expected}"),
+        || async {
+            let body = exporter.metrics().await;
+            (value(&body, series) == Some(expected)).then_some(body)
+        },
+    )
+    .await
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A db-sync fixture for `network` whose tip (block 1000 + n - 1) is at `tip_unix`,
+/// built from `n` Shelley-era blocks 20 slots apart.
+pub async fn chain(
+    db: &TestDatabase,
+    version: SchemaVersion,
+    network: &str,
+    tip_unix: i64,
+    n: u32,
+) -> Fixture {
+    let params = NetworkParams::known(network).unwrap();
+    let mut fixture = Fixture::create(
+        db,
+        version,
+        IndexSet::NearTip,
+        network,
+        params.byron_start_unix,
+    )
+    .await;
+    fixture.genesis_block(params.byron_start_unix).await;
+    let first_slot = params.slot_at(tip_unix) - 20 * i64::from(n - 1);
+    let epoch = params.epoch_of_slot(first_slot);
+    let hash = fixture.next_hash(1000);
+    fixture
+        .insert_block(NewBlock {
+            block_no: Some(1000),
+            slot_no: Some(first_slot),
+            epoch_no: Some(epoch),
+            epoch_slot_no: Some(first_slot - params.epoch_first_slot(epoch)),
+            time_unix: params.slot_time(first_slot),
+            hash,
+            proto_major: 10,
+            proto_minor: 0,
+            tx_count: 0,
+        })
+        .await;
+    if n > 1 {
+        fixture.extend(n - 1, 20).await;
+    }
+    fixture
+}
