@@ -590,6 +590,11 @@ pub const POOLREAP_SQL: &str = "
         WHERE last_cert.is_reg)
     ON CONFLICT DO NOTHING";
 
+/// The last six bytes in hex: generated hashes start with the row id, so their heads look
+/// alike; the tails differ.
 fn short(hash: &[u8]) -> String {
-    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    hash.iter()
+        .skip(hash.len().saturating_sub(6))
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -94,8 +94,20 @@ pub async fn describe(client: &Client) -> Result<(Network, SchemaVersion), SimEr
     Ok((Network::known(&network)?, version))
 }
 
-/// Generates the history into a database prepared by [`crate::init`].
+/// Generates the history into a database prepared by [`crate::init`], on one connection.
 pub async fn generate(client: &Client, opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
+    generate_on(client, client, opts).await
+}
+
+/// Like [`generate`], with a second connection to the same database: the chain (blocks,
+/// transactions, certificates, epoch rows) and the stake distribution with its rewards
+/// (the two largest parts) are then written at the same time, one server backend each,
+/// which roughly halves the time on a 2-core machine.
+pub async fn generate_on(
+    client: &Client,
+    second: &Client,
+    opts: &GenerateOptions,
+) -> Result<GenerateReport, SimError> {
     let started = Instant::now();
     let (network, version) = describe(client).await?;
     let row = client
@@ -133,18 +145,25 @@ pub async fn generate(client: &Client, opts: &GenerateOptions) -> Result<Generat
     plan_phase.finish();
 
     load::prepare_session(client).await?;
+    load::prepare_session(second).await?;
+    load::autovacuum(client, false).await?;
     load::write_entities(client, &plan).await?;
-    load::write_blocks(client, &plan, &progress).await?;
-    load::write_txs(client, &plan, &progress).await?;
-    load::write_certificates(client, &plan, &progress).await?;
-    let epochs = progress.phase("epoch rows", 2);
-    load::write_ledger_rewards(client, &plan).await?;
-    epochs.inc(1);
-    load::write_epoch_rows(client, &plan).await?;
-    epochs.inc(1);
-    epochs.finish();
-    load::write_stake(client, &plan, &progress).await?;
+    let chain = async {
+        load::write_blocks(client, &plan, &progress).await?;
+        load::write_txs(client, &plan, &progress).await?;
+        load::write_certificates(client, &plan, &progress).await?;
+        let epochs = progress.phase("epoch rows", 2);
+        load::write_ledger_rewards(client, &plan).await?;
+        epochs.inc(1);
+        load::write_epoch_rows(client, &plan).await?;
+        epochs.inc(1);
+        epochs.finish();
+        Ok::<(), SimError>(())
+    };
+    let stake = load::write_stake(second, &plan, &progress);
+    tokio::try_join!(chain, stake)?;
     load::sync_sequences(client).await?;
+    load::autovacuum(client, true).await?;
 
     let finish = progress.phase("indexes", 2);
     if opts.near_tip_indexes {

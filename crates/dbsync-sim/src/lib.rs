@@ -38,7 +38,7 @@ pub mod scale;
 pub use error::SimError;
 pub use faults::{Fault, FaultSet, PlantedFault};
 pub use follow::{follow, FollowOptions, FollowReport};
-pub use generate::{generate, GenerateOptions, GenerateReport};
+pub use generate::{generate, generate_on, GenerateOptions, GenerateReport};
 pub use init::{init, InitOptions};
 pub use network::Network;
 pub use scale::Scale;

@@ -38,6 +38,26 @@ pub async fn prepare_session(client: &Client) -> Result<(), SimError> {
         .context("preparing the session")
 }
 
+/// Tables that a bulk load fills with millions of rows.
+const BULK_TABLES: [&str; 4] = ["block", "tx", "epoch_stake", "reward"];
+
+/// Turns autovacuum off for the bulk tables during the load (insert-triggered vacuums would
+/// compete for the two cores with the load itself) and back to the server default after.
+pub async fn autovacuum(client: &Client, on: bool) -> Result<(), SimError> {
+    for table in BULK_TABLES {
+        let sql = if on {
+            format!("ALTER TABLE {table} RESET (autovacuum_enabled)")
+        } else {
+            format!("ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        };
+        client
+            .batch_execute(&sql)
+            .await
+            .context("switching autovacuum")?;
+    }
+    Ok(())
+}
+
 /// Slot leaders (Byron delegates, one per pool), pools and stake addresses.
 pub async fn write_entities(client: &Client, plan: &Plan) -> Result<(), SimError> {
     let seed = seed_bytes(plan);

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dbsync_exporter::config::HumanDuration;
 use dbsync_fixture::{Cluster, IndexSet, SchemaVersion};
 use dbsync_sim::{
-    connect, follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions,
+    connect, follow, generate_on, init, FaultSet, FollowOptions, GenerateOptions, InitOptions,
     Network, Scale, SimError,
 };
 
@@ -164,9 +164,12 @@ async fn run(command: Command) -> Result<(), SimError> {
             skip_near_tip_indexes,
             quiet,
         } => {
+            // Two connections: chain and stake distribution are written side by side.
             let client = connect(&db.database_url).await?;
-            let report = generate(
+            let second = connect(&db.database_url).await?;
+            let report = generate_on(
                 &client,
+                &second,
                 &GenerateOptions {
                     scale,
                     faults,
