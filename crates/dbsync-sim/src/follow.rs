@@ -493,16 +493,18 @@ impl Follower {
             )
             .await
             .context("reading the blocks to roll back")?;
-        let survivors_in_epoch: i64 = client
+        // The epoch's first block (where its ada_pots and epoch_param rows point) must survive.
+        let survivors_in_epoch: bool = client
             .query_one(
-                "SELECT count(*) FROM block WHERE epoch_no = $1::int8 AND block_no < $2::int8",
+                "SELECT EXISTS (SELECT 1 FROM block WHERE epoch_no = $1::int8 \
+                                AND block_no < $2::int8)",
                 &[&self.tip.epoch, &first_no],
             )
             .await
             .context("reading the blocks to roll back")?
             .get(0);
         let same_epoch = doomed.iter().all(|r| r.get::<_, i64>(3) == self.tip.epoch);
-        if doomed.is_empty() || !same_epoch || survivors_in_epoch == 0 {
+        if doomed.is_empty() || !same_epoch || !survivors_in_epoch {
             self.say("rollback skipped: the fork would reach the epoch's first block");
             return Ok(None);
         }

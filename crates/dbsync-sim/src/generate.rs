@@ -94,7 +94,7 @@ pub async fn describe(client: &Client) -> Result<(Network, SchemaVersion), SimEr
     Ok((Network::known(&network)?, version))
 }
 
-/// Generates the history into a database prepared by [`crate::init`], on one connection.
+/// Generates the history into a database prepared by [`crate::init()`], on one connection.
 pub async fn generate(client: &Client, opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
     generate_on(client, client, opts).await
 }

@@ -11,13 +11,13 @@
 //! - [`network`]: eras and protocol versions per network, on top of the exporter's
 //!   `NetworkParams`.
 //! - [`scale`]: what `small`, `mainnet` and `N` mean in rows.
-//! - [`init`]: `init` — schema, `schema_version`, `meta`, genesis row.
+//! - [`mod@init`]: `init` — schema, `schema_version`, `meta`, genesis row.
 //! - [`plan`]: the history, decided in Rust: block layout per epoch, certificates, and the
 //!   ledger replay that derives instant rewards, refunds and pots from them.
 //! - [`load`]: writes a plan with server-side bulk SQL.
 //! - [`faults`]: the faults `--faults` can plant and what the exporter should report.
-//! - [`generate`]: `generate` — plan, load, plant, index, analyze, report.
-//! - [`follow`]: `follow` — live blocks, epoch boundaries, rollbacks, stalls.
+//! - [`mod@generate`]: `generate` — plan, load, plant, index, analyze, report.
+//! - [`mod@follow`]: `follow` — live blocks, epoch boundaries, rollbacks, stalls.
 //! - [`progress`]: indicatif bars, hidden when not wanted.
 //! - [`rng`]: a seeded, dependency-free PRNG so every run with a seed is reproducible.
 #![forbid(unsafe_code)]
