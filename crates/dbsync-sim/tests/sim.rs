@@ -8,7 +8,10 @@ mod common;
 use std::time::Duration;
 
 use dbsync_fixture::SchemaVersion;
-use dbsync_sim::{follow, FaultSet, FollowOptions, GenerateOptions, Network, Scale};
+use dbsync_fixture::{Cluster, IndexSet};
+use dbsync_sim::{
+    follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions, Network, Scale,
+};
 
 use common::*;
 
@@ -406,4 +409,31 @@ async fn follow_stalls_on_request() {
     assert!(followed.stalled);
     assert!(followed.blocks > 0);
     assert_eq!(tip(&client).await, before + followed.blocks as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_and_generate_refuse_a_database_that_has_them_already() {
+    let db = Cluster::shared().create_database("sim_twice").await;
+    let client = db.connect().await;
+    let opts = InitOptions {
+        version: SchemaVersion::V13_6,
+        network: Network::known("preview").unwrap(),
+        indexes: IndexSet::NearTip,
+    };
+    // generate before init: a clear error, not a panic.
+    let error = generate(&client, &GenerateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("init"), "{error}");
+    init(&client, &opts).await.unwrap();
+    let error = init(&client, &opts).await.unwrap_err();
+    assert!(error.to_string().contains("already"), "{error}");
+    // One generate on one connection (the library default), then a refusal.
+    generate(&client, &opts_blocks(3_000)).await.unwrap();
+    let error = generate(&client, &opts_blocks(3_000)).await.unwrap_err();
+    assert!(error.to_string().contains("already holds"), "{error}");
+}
+
+fn opts_blocks(n: u64) -> GenerateOptions {
+    opts(Scale::Blocks(n))
 }

@@ -4,10 +4,11 @@
 #![allow(dead_code)]
 
 use dbsync_fixture::{Cluster, IndexSet, SchemaVersion, TestDatabase};
-use dbsync_sim::{generate, init, GenerateOptions, GenerateReport, InitOptions, Network};
+use dbsync_sim::{generate_on, init, GenerateOptions, GenerateReport, InitOptions, Network};
 use tokio_postgres::Client;
 
-/// A database initialised for `network`/`version` and generated with `opts`.
+/// A database initialised for `network`/`version` and generated with `opts` on two
+/// connections, as the CLI does.
 pub async fn generated(
     network: &str,
     version: SchemaVersion,
@@ -27,7 +28,8 @@ pub async fn generated(
     )
     .await
     .unwrap();
-    let report = generate(&client, &opts).await.unwrap();
+    let second = db.connect().await;
+    let report = generate_on(&client, &second, &opts).await.unwrap();
     (db, client, report)
 }
 
