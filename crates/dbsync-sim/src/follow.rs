@@ -39,8 +39,8 @@ use crate::SimError;
 pub struct FollowOptions {
     /// Chain clock speed relative to the wall clock (1 = real time).
     pub speed: f64,
-    /// Roll back 1–3 blocks this often.
-    pub rollback_every: Option<Duration>,
+    /// When to roll back 1–3 blocks.
+    pub rollbacks: Rollbacks,
     /// Stop producing blocks after this long (stay up, idle).
     pub stall_after: Option<Duration>,
     /// Stop (return) after producing this many blocks.
@@ -56,7 +56,7 @@ impl Default for FollowOptions {
     fn default() -> Self {
         FollowOptions {
             speed: 1.0,
-            rollback_every: None,
+            rollbacks: Rollbacks::Occasional,
             stall_after: None,
             max_blocks: None,
             seed: 1,
@@ -64,6 +64,21 @@ impl Default for FollowOptions {
         }
     }
 }
+
+/// When the follower rolls back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rollbacks {
+    /// Never.
+    Never,
+    /// After about one block in [`OCCASIONAL_ROLLBACK_BLOCKS`] (every ~10 minutes of chain
+    /// time), like the short forks a following db-sync sees.
+    Occasional,
+    /// At this interval of wall-clock time.
+    Every(Duration),
+}
+
+/// Mean number of blocks between occasional rollbacks.
+pub const OCCASIONAL_ROLLBACK_BLOCKS: u64 = 30;
 
 /// One rollback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,11 +200,12 @@ pub async fn follow(
             shutdown.as_mut().await;
             return Ok(report);
         }
-        if fresh_blocks > 0
-            && opts
-                .rollback_every
-                .is_some_and(|d| last_rollback.elapsed() >= d)
-        {
+        let due = match opts.rollbacks {
+            Rollbacks::Never => false,
+            Rollbacks::Occasional => f.rng.below(OCCASIONAL_ROLLBACK_BLOCKS) == 0,
+            Rollbacks::Every(every) => last_rollback.elapsed() >= every,
+        };
+        if fresh_blocks > 0 && due {
             last_rollback = Instant::now();
             fresh_blocks = 0;
             if let Some(rb) = f.rollback(client).await? {

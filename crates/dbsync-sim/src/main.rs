@@ -8,7 +8,7 @@ use dbsync_exporter::config::HumanDuration;
 use dbsync_fixture::{Cluster, IndexSet, SchemaVersion};
 use dbsync_sim::{
     connect, follow, generate_on, init, FaultSet, FollowOptions, GenerateOptions, InitOptions,
-    Network, Scale, SimError,
+    Network, Rollbacks, Scale, SimError,
 };
 
 /// A simulated cardano-db-sync database: schema, history, planted faults, live blocks.
@@ -73,9 +73,13 @@ enum Command {
         /// Chain clock speed (1 = real time, one block per ~20 s; 10 = ten times faster).
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
-        /// Roll back 1–3 blocks this often (e.g. 2m).
-        #[arg(long)]
+        /// Roll back 1–3 blocks this often (e.g. 2m). Default: occasionally, after about one
+        /// block in 30 (every ~10 minutes at speed 1).
+        #[arg(long, conflicts_with = "no_rollbacks")]
         rollback_every: Option<HumanDuration>,
+        /// Never roll back.
+        #[arg(long)]
+        no_rollbacks: bool,
         /// Stop producing after this long and stay idle (e.g. 5m), to show a stale tip.
         #[arg(long)]
         stall_after: Option<HumanDuration>,
@@ -204,6 +208,7 @@ async fn run(command: Command) -> Result<(), SimError> {
             db,
             speed,
             rollback_every,
+            no_rollbacks,
             stall_after,
             max_blocks,
             seed,
@@ -213,7 +218,11 @@ async fn run(command: Command) -> Result<(), SimError> {
                 &mut client,
                 &FollowOptions {
                     speed,
-                    rollback_every: rollback_every.map(|d| d.0),
+                    rollbacks: match (rollback_every, no_rollbacks) {
+                        (Some(every), _) => Rollbacks::Every(every.0),
+                        (None, true) => Rollbacks::Never,
+                        (None, false) => Rollbacks::Occasional,
+                    },
                     stall_after: stall_after.map(|d| d.0),
                     max_blocks,
                     seed,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use dbsync_fixture::SchemaVersion;
 use dbsync_fixture::{Cluster, IndexSet};
 use dbsync_sim::{
-    follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions, Network, Scale,
+    follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions, Network,
+    Rollbacks, Scale,
 };
 
 use common::*;
@@ -311,7 +312,7 @@ async fn follow_crosses_an_epoch_boundary_and_rolls_back_like_db_sync() {
         &mut client,
         &FollowOptions {
             speed: 1000.0,
-            rollback_every: Some(Duration::from_millis(20)),
+            rollbacks: Rollbacks::Every(Duration::from_millis(20)),
             max_blocks: Some(100),
             log: false,
             ..FollowOptions::default()
@@ -399,6 +400,7 @@ async fn follow_stalls_on_request() {
         &FollowOptions {
             speed: 1000.0,
             stall_after: Some(Duration::from_millis(300)),
+            rollbacks: Rollbacks::Never,
             log: false,
             ..FollowOptions::default()
         },
