@@ -29,7 +29,9 @@ const fn step(epoch: i64, era: &'static str, major: i32, minor: i32) -> Protocol
 
 /// mainnet: the hard forks and intra-era bumps as enacted (Byron reboot/OBFT at 176, Shelley
 /// 208, Allegra 236, Mary 251, Alonzo 290 and 6.0 at 298, Babbage/Vasil 365 and
-/// Valentine 8.0 at 394, Conway/Chang 507 and Plomin 10.0 at 537).
+/// Valentine 8.0 at 394, Conway/Chang 507, Plomin 10.0 at 537, and the intra-Conway
+/// van Rossem 11.0 at 644 on 2026-07-18 — cardano-foundation/cardano-org#736, which matches
+/// epoch 644's start date).
 const MAINNET: &[ProtocolStep] = &[
     step(0, "byron", 0, 0),
     step(176, "byron", 1, 0),
@@ -42,12 +44,14 @@ const MAINNET: &[ProtocolStep] = &[
     step(394, "babbage", 8, 0),
     step(507, "conway", 9, 0),
     step(537, "conway", 10, 0),
+    step(644, "conway", 11, 0),
 ];
 
 /// preprod: APPROXIMATE. Shelley at 4 is exact (genesis); the later epochs are from memory
 /// of the testnet's history (it forked through Allegra, Mary and Alonzo one epoch apart, then
 /// Babbage at 12, Valentine around 33, Chang around 163 and Plomin around 180) and may be off
-/// by a few epochs. Nothing in the exporter depends on them; they only make the shape right.
+/// by a few epochs; van Rossem (11.0) is placed three weeks before mainnet's. Nothing in the
+/// exporter depends on them; they only make the shape right.
 const PREPROD: &[ProtocolStep] = &[
     step(0, "byron", 1, 0),
     step(4, "shelley", 2, 0),
@@ -59,6 +63,7 @@ const PREPROD: &[ProtocolStep] = &[
     step(33, "babbage", 8, 0),
     step(163, "conway", 9, 0),
     step(180, "conway", 10, 0),
+    step(297, "conway", 11, 0),
 ];
 
 /// preview: APPROXIMATE. It started in Alonzo (every earlier era forked at epoch 0, so no
@@ -70,6 +75,7 @@ const PREVIEW: &[ProtocolStep] = &[
     step(64, "babbage", 8, 0),
     step(646, "conway", 9, 0),
     step(735, "conway", 10, 0),
+    step(1334, "conway", 11, 0),
 ];
 
 /// A network: genesis constants and protocol history.
@@ -168,7 +174,8 @@ mod tests {
         assert_eq!(n.protocol_at(298), (6, 0));
         assert_eq!(n.protocol_at(506), (8, 0));
         assert_eq!(n.protocol_at(507), (9, 0));
-        assert_eq!(n.protocol_at(700), (10, 0));
+        assert_eq!(n.protocol_at(643), (10, 0));
+        assert_eq!(n.protocol_at(700), (11, 0));
         assert_eq!(n.conway_start_epoch(), 507);
         assert!(!n.mir_sums_in(289));
         assert!(n.mir_sums_in(290));

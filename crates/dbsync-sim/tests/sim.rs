@@ -222,6 +222,7 @@ async fn mainnet_eras_carry_their_protocol_versions() {
         (394, 8, 0),
         (507, 9, 0),
         (537, 10, 0),
+        (644, 11, 0),
     ] {
         let row = client
             .query_one(
