@@ -39,8 +39,9 @@ use crate::SimError;
 pub struct FollowOptions {
     /// Chain clock speed relative to the wall clock (1 = real time).
     pub speed: f64,
-    /// When to roll back 1–3 blocks.
-    pub rollbacks: Rollbacks,
+    /// Roll back 1–3 blocks this often; `None` = never (see [`follow_with`] for occasional
+    /// random rollbacks, the CLI's default).
+    pub rollback_every: Option<Duration>,
     /// Stop producing blocks after this long (stay up, idle).
     pub stall_after: Option<Duration>,
     /// Stop (return) after producing this many blocks.
@@ -56,7 +57,7 @@ impl Default for FollowOptions {
     fn default() -> Self {
         FollowOptions {
             speed: 1.0,
-            rollbacks: Rollbacks::Occasional,
+            rollback_every: None,
             stall_after: None,
             max_blocks: None,
             seed: 1,
@@ -122,10 +123,25 @@ struct Follower {
     epoch_started: Instant,
 }
 
-/// Follows until `shutdown` resolves, `max_blocks` are written, or (after a stall) forever.
+/// Follows until `shutdown` resolves, `max_blocks` are written, or (after a stall) forever;
+/// rolls back at `opts.rollback_every`, or never.
 pub async fn follow(
     client: &mut Client,
     opts: &FollowOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<FollowReport, SimError> {
+    let rollbacks = opts
+        .rollback_every
+        .map_or(Rollbacks::Never, Rollbacks::Every);
+    follow_with(client, opts, rollbacks, shutdown).await
+}
+
+/// Like [`follow`], with the rollback policy given explicitly (`opts.rollback_every` is
+/// ignored), e.g. [`Rollbacks::Occasional`].
+pub async fn follow_with(
+    client: &mut Client,
+    opts: &FollowOptions,
+    rollbacks: Rollbacks,
     shutdown: impl Future<Output = ()>,
 ) -> Result<FollowReport, SimError> {
     if !(opts.speed > 0.0 && opts.speed.is_finite()) {
@@ -200,7 +216,7 @@ pub async fn follow(
             shutdown.as_mut().await;
             return Ok(report);
         }
-        let due = match opts.rollbacks {
+        let due = match rollbacks {
             Rollbacks::Never => false,
             Rollbacks::Occasional => f.rng.below(OCCASIONAL_ROLLBACK_BLOCKS) == 0,
             Rollbacks::Every(every) => last_rollback.elapsed() >= every,

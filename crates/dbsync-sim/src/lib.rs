@@ -37,7 +37,7 @@ pub mod scale;
 
 pub use error::SimError;
 pub use faults::{Fault, FaultSet, PlantedFault};
-pub use follow::{follow, FollowOptions, FollowReport, Rollbacks};
+pub use follow::{follow, follow_with, FollowOptions, FollowReport, Rollbacks};
 pub use generate::{generate, generate_on, GenerateOptions, GenerateReport};
 pub use init::{init, InitOptions};
 pub use network::Network;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dbsync_exporter::config::HumanDuration;
 use dbsync_fixture::{Cluster, IndexSet, SchemaVersion};
 use dbsync_sim::{
-    connect, follow, generate_on, init, FaultSet, FollowOptions, GenerateOptions, InitOptions,
+    connect, follow_with, generate_on, init, FaultSet, FollowOptions, GenerateOptions, InitOptions,
     Network, Rollbacks, Scale, SimError,
 };
 
@@ -214,20 +214,22 @@ async fn run(command: Command) -> Result<(), SimError> {
             seed,
         } => {
             let mut client = connect(&db.database_url).await?;
-            let report = follow(
+            let rollbacks = match (rollback_every, no_rollbacks) {
+                (Some(every), _) => Rollbacks::Every(every.0),
+                (None, true) => Rollbacks::Never,
+                (None, false) => Rollbacks::Occasional,
+            };
+            let report = follow_with(
                 &mut client,
                 &FollowOptions {
                     speed,
-                    rollbacks: match (rollback_every, no_rollbacks) {
-                        (Some(every), _) => Rollbacks::Every(every.0),
-                        (None, true) => Rollbacks::Never,
-                        (None, false) => Rollbacks::Occasional,
-                    },
+                    rollback_every: None,
                     stall_after: stall_after.map(|d| d.0),
                     max_blocks,
                     seed,
                     log: true,
                 },
+                rollbacks,
                 dbsync_exporter::shutdown::signal(),
             )
             .await?;

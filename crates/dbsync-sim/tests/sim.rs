@@ -10,8 +10,7 @@ use std::time::Duration;
 use dbsync_fixture::SchemaVersion;
 use dbsync_fixture::{Cluster, IndexSet};
 use dbsync_sim::{
-    follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions, Network,
-    Rollbacks, Scale,
+    follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions, Network, Scale,
 };
 
 use common::*;
@@ -313,7 +312,7 @@ async fn follow_crosses_an_epoch_boundary_and_rolls_back_like_db_sync() {
         &mut client,
         &FollowOptions {
             speed: 1000.0,
-            rollbacks: Rollbacks::Every(Duration::from_millis(20)),
+            rollback_every: Some(Duration::from_millis(20)),
             max_blocks: Some(100),
             log: false,
             ..FollowOptions::default()
@@ -401,7 +400,6 @@ async fn follow_stalls_on_request() {
         &FollowOptions {
             speed: 1000.0,
             stall_after: Some(Duration::from_millis(300)),
-            rollbacks: Rollbacks::Never,
             log: false,
             ..FollowOptions::default()
         },
