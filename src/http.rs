@@ -10,12 +10,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::chain::rfc3339;
 use crate::health::{Finding, HealthPolicy, State as HealthState};
-use crate::metrics::{self, Format};
+use crate::metrics::{self, Exposition, Format};
 use crate::scheduler::unix_now;
 use crate::store::Store;
 
@@ -24,8 +23,8 @@ use crate::store::Store;
 pub struct AppState {
     /// Latest check results.
     pub store: Arc<Store>,
-    /// Frozen registry encoding the store.
-    pub registry: Arc<Registry>,
+    /// The `/metrics` body, rendered from the store.
+    pub exposition: Arc<Exposition>,
     /// The health policy.
     pub policy: Arc<HealthPolicy>,
 }
@@ -47,7 +46,7 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok());
     let format = metrics::negotiate(accept);
-    match metrics::encode(&state.registry, format) {
+    match state.exposition.render(format) {
         Ok(body) => {
             let content_type = match format {
                 Format::OpenMetrics => metrics::OPENMETRICS_CONTENT_TYPE,

@@ -106,7 +106,11 @@ pub async fn serve(
         (CheckName::EpochStake, integrity),
     ]));
     let policy = Arc::new(HealthPolicy::new(&config.health));
-    let registry = Arc::new(metrics::registry(store.clone(), db.clone(), policy.clone()));
+    let exposition = Arc::new(metrics::Exposition::new(
+        store.clone(),
+        db.clone(),
+        policy.clone(),
+    ));
 
     let (stop, stopped) = watch::channel(false);
     let mut scheduler = Scheduler::new(db.clone(), store.clone(), stopped.clone());
@@ -151,7 +155,7 @@ pub async fn serve(
 
     let app = http::router(http::AppState {
         store,
-        registry,
+        exposition,
         policy,
     });
     tracing::info!(address = %listener.local_addr().map_err(RunError::Serve)?, "serving /metrics");

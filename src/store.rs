@@ -5,6 +5,7 @@
 //! `RwLock`, and readers take cheap snapshots (findings are shared through `Arc`), so a
 //! scrape never waits on the database and never sees half a result.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ pub struct Store {
     entries: Vec<CheckEntry>,
     /// Peers, replaced as a whole after each poll round.
     peers: RwLock<Arc<Vec<PeerStatus>>>,
+    /// Bumped by every write, so readers can tell whether anything changed.
+    generation: AtomicU64,
 }
 
 impl Store {
@@ -97,6 +100,7 @@ impl Store {
         Store {
             entries,
             peers: RwLock::default(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +145,8 @@ impl Store {
             }
             Err(error) => state.last_error = Some(error),
         }
+        drop(state);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Snapshot of every check, in name order.
@@ -182,6 +188,12 @@ impl Store {
     /// Replaces the peer list.
     pub fn set_peers(&self, peers: Vec<PeerStatus>) {
         *self.peers.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(peers);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A number that changes whenever a check result or the peer list changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The peers as last polled.

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Transaction;
+use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -103,6 +104,35 @@ pub(crate) async fn query(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, CheckError> {
+    record_plan(tx, plans, sql, params).await?;
+    Ok(tx.query(sql, params).await?)
+}
+
+/// Like [`query`], but hands the rows to `each` as they arrive instead of collecting them:
+/// a whole-history run over tens of thousands of rows then costs no more memory than one row.
+pub(crate) async fn query_each(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    mut each: impl FnMut(Row) -> Result<(), CheckError>,
+) -> Result<(), CheckError> {
+    record_plan(tx, plans, sql, params).await?;
+    let rows = tx.query_raw(sql, params.iter().copied()).await?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.next().await {
+        each(row?)?;
+    }
+    Ok(())
+}
+
+/// Records the plan of `sql` with these parameters, when plans are being recorded.
+async fn record_plan(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(), CheckError> {
     if let Some(log) = plans {
         let plan = tx
             .query(&format!("EXPLAIN {sql}"), params)
@@ -116,7 +146,7 @@ pub(crate) async fn query(
             plan,
         });
     }
-    Ok(tx.query(sql, params).await?)
+    Ok(())
 }
 
 /// Which epochs the last run covered, published with the findings.

@@ -20,9 +20,11 @@
 //! have no reward are looked up in `stake_registration`/`stake_deregistration`, through their
 //! `addr_id` indexes (stage 4, so the check waits for them).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use super::epochs::{self, query, EpochParams, EpochState, IntegritySettings, ALONZO, CONWAY};
+use super::epochs::{
+    self, query, query_each, EpochParams, EpochState, IntegritySettings, ALONZO, CONWAY,
+};
 use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 use crate::db::InstantRewardTable;
 
@@ -136,31 +138,36 @@ impl MirCheck {
     }
 }
 
-/// One MIR certificate row: which credential, which pot, when, how much.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Cert {
-    pub tx_id: i64,
-    pub cert_index: i32,
-    pub amount: i64,
+/// What a credential is owed for one pot from the certificates of one epoch, fed in
+/// certificate order (by tx, then position in the tx): before Alonzo the last certificate
+/// replaces the earlier ones; from Alonzo on the amounts (signed deltas) add up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Owed {
+    sum: i64,
+    last: i64,
 }
 
-/// What a credential is owed for one pot from the certificates of one epoch: before Alonzo
-/// the last certificate (by tx, then position in the tx) replaces the earlier ones; from
-/// Alonzo on the amounts (signed deltas) add up.
-pub(crate) fn owed(protocol_major: i32, certs: &mut [Cert]) -> i64 {
-    certs.sort_by_key(|cert| (cert.tx_id, cert.cert_index));
-    if protocol_major < ALONZO {
-        certs.last().map_or(0, |cert| cert.amount)
-    } else {
-        certs
-            .iter()
-            .fold(0_i64, |sum, cert| sum.saturating_add(cert.amount))
+impl Owed {
+    /// Adds the next certificate's amount.
+    pub fn add(&mut self, amount: i64) {
+        self.sum = self.sum.saturating_add(amount);
+        self.last = amount;
+    }
+
+    /// The amount owed under `protocol_major`'s rule.
+    pub fn under(self, protocol_major: i32) -> i64 {
+        if protocol_major < ALONZO {
+            self.last
+        } else {
+            self.sum
+        }
     }
 }
 
 /// Certificates whose block is in cert epochs `[$1, $2)`, with tx and block through their
-/// primary keys. Amounts are `int65type` (numeric); every real one fits a bigint, and the
-/// cast fails loudly rather than rounding if one did not.
+/// primary keys, grouped by (pot, credential, epoch) and in certificate order within a group,
+/// so the rows can be folded as they stream in. Amounts are `int65type` (numeric); every real
+/// one fits a bigint, and the cast fails loudly rather than rounding if one did not.
 const CERTS_SQL: &str = "\
     SELECT 'reserves'::text, r.addr_id, b.epoch_no::bigint, r.tx_id, r.cert_index, r.amount::bigint \
     FROM reserve r JOIN tx ON tx.id = r.tx_id JOIN block b ON b.id = tx.block_id \
@@ -168,7 +175,8 @@ const CERTS_SQL: &str = "\
     UNION ALL \
     SELECT 'treasury'::text, t.addr_id, b.epoch_no::bigint, t.tx_id, t.cert_index, t.amount::bigint \
     FROM treasury t JOIN tx ON tx.id = t.tx_id JOIN block b ON b.id = tx.block_id \
-    WHERE b.epoch_no >= $1::bigint AND b.epoch_no < $2::bigint";
+    WHERE b.epoch_no >= $1::bigint AND b.epoch_no < $2::bigint \
+    ORDER BY 1, 2, 3, 4, 5";
 
 /// Instant rewards of the MIR types spendable in `($1, $2]`, counted per (pot, credential,
 /// spendable epoch): 13.3+ allows several rows per key.
@@ -243,21 +251,9 @@ impl Check for MirCheck {
             ));
         };
 
-        // Certificates per (pot, credential, cert epoch).
-        let mut certs: BTreeMap<(Pot, i64, i64), Vec<Cert>> = BTreeMap::new();
-        for row in query(ctx.tx, plans, CERTS_SQL, &[&scope.from, &scope.tip_epoch]).await? {
-            let pot = Pot::parse(row.get(0))?;
-            certs
-                .entry((pot, row.get(1), row.get(2)))
-                .or_default()
-                .push(Cert {
-                    tx_id: row.get(3),
-                    cert_index: row.get(4),
-                    amount: row.get(5),
-                });
-        }
-        // Instant rewards per (pot, credential, spendable epoch).
-        let mut rewards: HashMap<(Pot, i64, i64), i64> = HashMap::new();
+        // Instant rewards per (pot, credential, spendable epoch): how many, and whether a
+        // certificate accounts for them.
+        let mut rewards: HashMap<(Pot, i64, i64), (i64, bool)> = HashMap::new();
         for row in query(
             ctx.tx,
             plans,
@@ -268,23 +264,51 @@ impl Check for MirCheck {
         {
             rewards.insert(
                 (Pot::parse(row.get(0))?, row.get(1), row.get(2)),
-                row.get(3),
+                (row.get(3), false),
             );
         }
 
-        let mut fresh: BTreeMap<i64, MirTotals> = BTreeMap::new();
-        // Payments owed but not found; only those need the registration lookup.
+        // Certificates stream in grouped by (pot, credential, cert epoch); each finished
+        // group is a payment. Payments owed but not found are the candidates: only those
+        // need the registration lookup.
         let mut candidates: Vec<(Pot, i64, i64, i64)> = Vec::new();
-        let mut certified: HashSet<(Pot, i64, i64)> = HashSet::with_capacity(certs.len());
-        for ((pot, addr_id, epoch), mut rows) in certs {
-            certified.insert((pot, addr_id, epoch));
-            let protocol = params.at(epoch).map_or(0, |p| p.protocol_major);
-            let amount = owed(protocol, &mut rows);
-            // A credential whose deltas cancel out (Alonzo+) is owed nothing.
-            if amount > 0 && !rewards.contains_key(&(pot, addr_id, epoch + 1)) {
-                candidates.push((pot, addr_id, epoch, amount));
+        let mut settle = |(pot, addr_id, epoch): (Pot, i64, i64), owed: Owed| {
+            let amount = owed.under(params.at(epoch).map_or(0, |p| p.protocol_major));
+            match rewards.get_mut(&(pot, addr_id, epoch + 1)) {
+                Some((_, certified)) => *certified = true,
+                // A credential whose deltas cancel out (Alonzo+) is owed nothing.
+                None if amount > 0 => candidates.push((pot, addr_id, epoch, amount)),
+                None => {}
             }
+        };
+        let mut group: Option<((Pot, i64, i64), Owed)> = None;
+        query_each(
+            ctx.tx,
+            plans,
+            CERTS_SQL,
+            &[&scope.from, &scope.tip_epoch],
+            |row| {
+                let key = (Pot::parse(row.get(0))?, row.get(1), row.get(2));
+                match &mut group {
+                    Some((current, owed)) if *current == key => owed.add(row.get(5)),
+                    _ => {
+                        if let Some((done, owed)) = group.take() {
+                            settle(done, owed);
+                        }
+                        let mut owed = Owed::default();
+                        owed.add(row.get(5));
+                        group = Some((key, owed));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        if let Some((done, owed)) = group {
+            settle(done, owed);
         }
+
+        let mut fresh: BTreeMap<i64, MirTotals> = BTreeMap::new();
         if !candidates.is_empty() {
             let addrs: Vec<i64> = candidates.iter().map(|c| c.1).collect();
             let boundaries: Vec<i64> = candidates.iter().map(|c| c.2 + 1).collect();
@@ -299,10 +323,10 @@ impl Check for MirCheck {
                 entry.unpaid_lovelace = entry.unpaid_lovelace.saturating_add(*amount);
             }
         }
-        for ((pot, addr_id, spendable), count) in rewards {
+        for ((pot, _, spendable), (count, certified)) in rewards {
             let epoch = spendable - 1;
             let before_conway = params.at(epoch).is_some_and(|p| p.protocol_major < CONWAY);
-            if before_conway && !certified.contains(&(pot, addr_id, epoch)) {
+            if before_conway && !certified {
                 fresh.entry(epoch).or_default().pot_mut(pot).orphan_rewards +=
                     u64::try_from(count).unwrap_or(0);
             }
@@ -325,29 +349,24 @@ impl Check for MirCheck {
 mod tests {
     use super::*;
 
-    fn cert(tx_id: i64, cert_index: i32, amount: i64) -> Cert {
-        Cert {
-            tx_id,
-            cert_index,
-            amount,
+    fn owed(amounts: &[i64]) -> Owed {
+        let mut owed = Owed::default();
+        for amount in amounts {
+            owed.add(*amount);
         }
+        owed
     }
 
     #[test]
     fn before_alonzo_the_last_certificate_replaces_the_earlier_ones() {
-        // Out of order on purpose: "last" is by (tx_id, cert_index), not by row order.
-        let mut certs = vec![cert(7, 0, 30), cert(5, 1, 100), cert(7, 2, 40)];
-        assert_eq!(owed(4, &mut certs), 40);
-        let mut same_tx = vec![cert(5, 3, 10), cert(5, 1, 100)];
-        assert_eq!(owed(2, &mut same_tx), 10);
+        assert_eq!(owed(&[100, 30, 40]).under(4), 40);
+        assert_eq!(owed(&[100, 10]).under(2), 10);
     }
 
     #[test]
     fn from_alonzo_certificates_add_up_including_negative_deltas() {
-        let mut certs = vec![cert(5, 0, 100), cert(7, 0, 30)];
-        assert_eq!(owed(ALONZO, &mut certs), 130);
-        let mut cancelled = vec![cert(5, 0, 100), cert(7, 0, -100)];
-        assert_eq!(owed(6, &mut cancelled), 0);
+        assert_eq!(owed(&[100, 30]).under(ALONZO), 130);
+        assert_eq!(owed(&[100, -100]).under(6), 0);
     }
 
     #[test]

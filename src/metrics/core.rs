@@ -82,7 +82,7 @@ fn encode_tip(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
     gauge(
         encoder,
         "dbsync_tip_age_seconds",
-        "Seconds between the wall clock at scrape time and the newest block's slot time (from the cached tip).",
+        "Seconds between the wall clock at scrape time (computed at most once per second) and the cached tip's slot time.",
         tip.age_seconds(scrape.now),
     )?;
     let Some(params) = &tip.params else {

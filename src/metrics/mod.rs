@@ -12,9 +12,10 @@ mod negotiate;
 mod routing;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
@@ -26,7 +27,7 @@ use prometheus_client::registry::Registry;
 
 pub use negotiate::{negotiate, Format};
 
-use crate::db::Database;
+use crate::db::{Database, PoolStatus};
 use crate::health::HealthPolicy;
 use crate::scheduler::unix_now;
 use crate::store::Store;
@@ -37,16 +38,78 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// Content type of a classic text-format response.
 pub const TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Builds the frozen registry that `/metrics` encodes.
-pub fn registry(store: Arc<Store>, db: Arc<Database>, policy: Arc<HealthPolicy>) -> Registry {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(ExporterCollector { store, db, policy }));
-    registry
+/// The `/metrics` body, rendered from the store at most once per second per format.
+///
+/// Scrapes read a cached rendering while nothing changed: the same store contents (every
+/// check result and peer update bumps the store's generation), the same pool occupancy and
+/// the same wall-clock second. Values derived from the clock (tip age, expected slot, lag)
+/// are therefore at most one second old, and a hundred scrapers cost one encoding per
+/// second instead of a hundred.
+pub struct Exposition {
+    registry: Registry,
+    store: Arc<Store>,
+    db: Arc<Database>,
+    /// One slot per [`Format`].
+    cache: [Mutex<Option<Rendered>>; 2],
+}
+
+/// A rendering and what it was rendered from.
+struct Rendered {
+    key: RenderKey,
+    body: Bytes,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RenderKey {
+    generation: u64,
+    second: i64,
+    pool: PoolStatus,
+}
+
+impl Exposition {
+    /// An exposition of `store`, the pool of `db`, and the health state under `policy`.
+    pub fn new(store: Arc<Store>, db: Arc<Database>, policy: Arc<HealthPolicy>) -> Exposition {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(ExporterCollector {
+            store: store.clone(),
+            db: db.clone(),
+            policy,
+        }));
+        Exposition {
+            registry,
+            store,
+            db,
+            cache: Default::default(),
+        }
+    }
+
+    /// The body in `format`, from the cache when nothing changed this second.
+    pub fn render(&self, format: Format) -> Result<Bytes, fmt::Error> {
+        let key = RenderKey {
+            generation: self.store.generation(),
+            second: unix_now().floor() as i64,
+            pool: self.db.status(),
+        };
+        let slot = &self.cache[format as usize];
+        if let Some(rendered) = lock(slot).as_ref().filter(|rendered| rendered.key == key) {
+            return Ok(rendered.body.clone());
+        }
+        let body = Bytes::from(encode(&self.registry, format)?);
+        *lock(slot) = Some(Rendered {
+            key,
+            body: body.clone(),
+        });
+        Ok(body)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Encodes `registry` in `format`.
-pub fn encode(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
-    let mut body = String::with_capacity(8 * 1024);
+fn encode(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
+    let mut body = String::with_capacity(16 * 1024);
     match format {
         Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut body, registry)?,
         Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut body, registry)?,
@@ -154,5 +217,64 @@ pub(crate) fn human(duration: Duration) -> String {
         m if m % 60_000 == 0 => format!("{}m", m / 60_000),
         m if m % 1000 == 0 => format!("{}s", m / 1000),
         m => format!("{m}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checks::{Cadence, CheckName, Findings, RollbackStats, Verdict};
+    use crate::config::{Config, HealthConfig};
+
+    #[tokio::test]
+    async fn renders_once_until_the_store_changes() {
+        let cadence = Cadence {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+        };
+        let store = Arc::new(Store::new([(CheckName::Rollback, cadence)]));
+        // The pool connects lazily: no database is needed to render.
+        let config = Config::with_database("postgres://nobody@127.0.0.1:1/none".parse().unwrap());
+        let db = Arc::new(Database::new(&config).unwrap());
+        let policy = Arc::new(HealthPolicy::new(&HealthConfig::default()));
+        let exposition = Exposition::new(store.clone(), db, policy);
+
+        let record = |total| {
+            let stats = RollbackStats {
+                total,
+                last_depth: 1,
+            };
+            store.record(
+                CheckName::Rollback,
+                Ok(Verdict::Found(Findings::Rollback(stats))),
+                Duration::ZERO,
+                unix_now(),
+            );
+        };
+        record(1);
+        // Two renders in a row share one encoding (a second boundary between them would
+        // force a new one; three attempts cannot all straddle one).
+        let cached = (0..3).any(|_| {
+            let first = exposition.render(Format::Text).unwrap();
+            let again = exposition.render(Format::Text).unwrap();
+            first.as_ptr() == again.as_ptr()
+        });
+        assert!(
+            cached,
+            "a second render in the same second is served from the cache"
+        );
+        let first = exposition.render(Format::Text).unwrap();
+        assert!(std::str::from_utf8(&first)
+            .unwrap()
+            .contains("dbsync_rollbacks_total 1\n"));
+        record(2);
+        let changed = exposition.render(Format::Text).unwrap();
+        assert!(std::str::from_utf8(&changed)
+            .unwrap()
+            .contains("dbsync_rollbacks_total 2\n"));
+        let open = exposition.render(Format::OpenMetrics).unwrap();
+        assert!(std::str::from_utf8(&open).unwrap().ends_with("# EOF\n"));
     }
 }
