@@ -5,7 +5,9 @@ use std::time::Duration;
 use dbsync_exporter::chain::NetworkParams;
 use dbsync_fixture::{Cluster, SchemaVersion};
 
-use crate::common::{chain, config, eventually, must, unix_now, value, wait_for_value, Exporter};
+use crate::common::{
+    chain, config, must, unix_now, value, wait_for_at_least, wait_for_value, Exporter,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_core_metric_has_its_value() {
@@ -238,14 +240,11 @@ async fn a_two_block_rollback_is_counted_with_depth_two() {
     let mut fixture = chain(&db, SchemaVersion::V13_6, "mainnet", unix_now() - 100, 10).await;
     let exporter = Exporter::start(config(&db.reader_url())).await;
     // Two successful rollback runs: the window is remembered.
-    eventually(Duration::from_secs(30), "two rollback runs", || async {
-        let body = exporter.metrics().await;
-        (value(
-            &body,
-            "dbsync_check_runs_total{check=\"rollback\",outcome=\"success\"}",
-        )? >= 2.0)
-            .then_some(())
-    })
+    wait_for_at_least(
+        &exporter,
+        "dbsync_check_runs_total{check=\"rollback\",outcome=\"success\"}",
+        2.0,
+    )
     .await;
 
     let tip = fixture.rollback_and_replace(2).await;

@@ -2,13 +2,14 @@
 //! empty database looks like from the outside.
 
 use std::process::Command;
-use std::time::Duration;
 
 use dbsync_fixture::{Cluster, SchemaVersion};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 
-use crate::common::{chain, config, eventually, must, unix_now, value, wait_for_value, Exporter};
+use crate::common::{
+    chain, config, must, unix_now, value, wait_for_at_least, wait_for_value, Exporter,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_formats_and_methods() {
@@ -128,14 +129,11 @@ async fn a_database_that_is_not_dbsync_is_a_status() {
         .await
         .unwrap();
     let exporter = Exporter::start(config(&db.reader_url())).await;
-    let body = eventually(Duration::from_secs(30), "a failed tip run", || async {
-        let body = exporter.metrics().await;
-        (value(
-            &body,
-            "dbsync_check_runs_total{check=\"tip\",outcome=\"error\"}",
-        )? >= 1.0)
-            .then_some(body)
-    })
+    let body = wait_for_at_least(
+        &exporter,
+        "dbsync_check_runs_total{check=\"tip\",outcome=\"error\"}",
+        1.0,
+    )
     .await;
     assert_eq!(must(&body, "dbsync_up"), 0.0);
     assert_eq!(
@@ -176,14 +174,11 @@ async fn a_database_with_only_the_genesis_row_has_no_tip() {
     .await;
     fixture.genesis_block(1_506_203_091).await;
     let exporter = Exporter::start(config(&db.reader_url())).await;
-    let body = eventually(Duration::from_secs(30), "a failed tip run", || async {
-        let body = exporter.metrics().await;
-        (value(
-            &body,
-            "dbsync_check_runs_total{check=\"tip\",outcome=\"error\"}",
-        )? >= 1.0)
-            .then_some(body)
-    })
+    let body = wait_for_at_least(
+        &exporter,
+        "dbsync_check_runs_total{check=\"tip\",outcome=\"error\"}",
+        1.0,
+    )
     .await;
     assert_eq!(must(&body, "dbsync_up"), 0.0);
     assert_eq!(must(&body, "dbsync_health_reason{reason=\"no_tip\"}"), 1.0);

@@ -9,7 +9,9 @@ use dbsync_fixture::{Cluster, SchemaVersion, TestDatabase};
 use reqwest::StatusCode;
 use tokio_postgres::error::SqlState;
 
-use crate::common::{chain, config, eventually, must, unix_now, value, wait_for_value, Exporter};
+use crate::common::{
+    chain, config, eventually, must, unix_now, value, wait_for_at_least, wait_for_value, Exporter,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_guard_refuses_writes_even_for_a_superuser() {
@@ -69,14 +71,11 @@ async fn a_slow_check_times_out_on_the_server_and_the_others_keep_working() {
         .await
         .unwrap();
 
-    let body = eventually(Duration::from_secs(30), "tip timeouts", || async {
-        let body = exporter.metrics().await;
-        (value(
-            &body,
-            "dbsync_check_runs_total{check=\"tip\",outcome=\"timeout\"}",
-        )? >= 2.0)
-            .then_some(body)
-    })
+    let body = wait_for_at_least(
+        &exporter,
+        "dbsync_check_runs_total{check=\"tip\",outcome=\"timeout\"}",
+        2.0,
+    )
     .await;
     assert_eq!(must(&body, "dbsync_up"), 0.0);
     assert_eq!(must(&body, "dbsync_check_success{check=\"tip\"}"), 0.0);
@@ -155,14 +154,11 @@ async fn starts_with_the_database_down_and_recovers_by_itself() {
     .unwrap();
 
     let exporter = Exporter::start(config(&db.reader_url())).await;
-    let body = eventually(Duration::from_secs(30), "failed tip runs", || async {
-        let body = exporter.metrics().await;
-        (value(
-            &body,
-            "dbsync_check_runs_total{check=\"tip\",outcome=\"error\"}",
-        )? >= 2.0)
-            .then_some(body)
-    })
+    let body = wait_for_at_least(
+        &exporter,
+        "dbsync_check_runs_total{check=\"tip\",outcome=\"error\"}",
+        2.0,
+    )
     .await;
     assert_eq!(must(&body, "dbsync_up"), 0.0);
     assert_eq!(

@@ -141,6 +141,20 @@ pub async fn wait_for_value(exporter: &Exporter, series: &str, expected: f64) ->
     .await
 }
 
+/// Waits until a scrape shows `series` at `minimum` or more (e.g. a run counter), and
+/// returns that scrape.
+pub async fn wait_for_at_least(exporter: &Exporter, series: &str, minimum: f64) -> String {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{series} >= {minimum}"),
+        || async {
+            let body = exporter.metrics().await;
+            (value(&body, series)? >= minimum).then_some(body)
+        },
+    )
+    .await
+}
+
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
