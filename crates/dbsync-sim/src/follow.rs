@@ -22,9 +22,9 @@
 //!   shown.
 
 use std::future::Future;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use dbsync_exporter::chain::rfc3339;
 use dbsync_fixture::SchemaVersion;
 use tokio_postgres::{Client, GenericClient};
 
@@ -32,6 +32,7 @@ use crate::error::Context as _;
 use crate::generate::describe;
 use crate::network::Network;
 use crate::rng::Rng;
+use crate::time::rfc3339;
 use crate::SimError;
 
 /// How to follow.
@@ -205,6 +206,12 @@ pub async fn follow_with(
         if opts.max_blocks.is_some_and(|max| report.blocks >= max) {
             return Ok(report);
         }
+        // While catching up (blocks already due) nothing below waits on `shutdown`; look
+        // at it between blocks so a Ctrl-C stops a long catch-up too.
+        let stop = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready()));
+        if stop.await {
+            return Ok(report);
+        }
         if opts.stall_after.is_some_and(|d| start_wall.elapsed() >= d) {
             f.say(&format!(
                 "stalled: no more blocks after {:?}; the tip stays at block {} (slot {})",
@@ -233,7 +240,7 @@ pub async fn follow_with(
 
         let gap = f.gap();
         let next_slot = f.tip.slot + gap;
-        let next_unix = f.network.params.slot_time(next_slot) as f64;
+        let next_unix = f.network.clock.slot_time(next_slot) as f64;
         // Blocks whose slot time has passed are due at once; later ones when the chain
         // clock (anchored at start, running `speed` times the wall clock) reaches them.
         let wait =
@@ -286,7 +293,7 @@ impl Follower {
     /// Writes the next block at `slot` (with its epoch boundary, if it starts an epoch);
     /// returns the epoch entered, if any.
     async fn produce(&mut self, client: &mut Client, slot: i64) -> Result<Option<i64>, SimError> {
-        let epoch = self.network.params.epoch_of_slot(slot);
+        let epoch = self.network.clock.epoch_of_slot(slot);
         let tx = client.transaction().await.context("BEGIN")?;
         let (id, hash) = self.insert_block(&tx, slot, self.tip.id).await?;
         let entered = if epoch > self.tip.epoch {
@@ -302,7 +309,7 @@ impl Follower {
             slot,
             epoch,
         };
-        let lag = crate::unix_now() - self.network.params.slot_time(slot);
+        let lag = crate::unix_now() - self.network.clock.slot_time(slot);
         self.say(&format!(
             "block {} slot {} epoch {} hash {} lag {lag}s",
             self.tip.block_no,
@@ -323,7 +330,7 @@ impl Follower {
         slot: i64,
         previous_id: i64,
     ) -> Result<(i64, Vec<u8>), SimError> {
-        let p = &self.network.params;
+        let p = &self.network.clock;
         let epoch = p.epoch_of_slot(slot);
         let (major, minor) = self.network.protocol_at(epoch);
         let hash = self.rng.hash32().to_vec();
@@ -440,7 +447,7 @@ impl Follower {
         // arrived within db-sync's 120 s "following" window.
         let seconds = self.epoch_started.elapsed().as_secs() as i64;
         self.epoch_started = Instant::now();
-        let lag = (crate::unix_now() - self.network.params.slot_time(slot)).abs();
+        let lag = (crate::unix_now() - self.network.clock.slot_time(slot)).abs();
         let state = if lag <= 120 { "following" } else { "lagging" };
         client
             .execute(

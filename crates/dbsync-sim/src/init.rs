@@ -34,7 +34,7 @@ pub async fn init(client: &Client, opts: &InitOptions) -> Result<(), SimError> {
             "the database already has a db-sync schema (init needs an empty database)".into(),
         ));
     }
-    let p = &opts.network.params;
+    let p = &opts.network.clock;
     // meta.start_time is Byron's startTime, or Shelley's systemStart on networks that
     // started in Shelley (preview) — the same instant as slot 0 either way.
     let start = p.byron_start_unix;

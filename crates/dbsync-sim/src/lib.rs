@@ -3,13 +3,17 @@
 //!
 //! It writes a database that looks like db-sync's to a reader: the schema of a chosen release
 //! (from `dbsync-fixture`, the one schema definition), a history shaped like a chosen network
-//! up to now (slots and times from the exporter's own [`dbsync_exporter::chain`] arithmetic),
-//! ledger data that obeys the rules the exporter's integrity checks enforce, optionally a few
-//! planted faults, and a live follower that keeps adding blocks and rollbacks.
+//! up to now, ledger data that obeys the rules the exporter's integrity checks enforce,
+//! optionally a few planted faults, and a live follower that keeps adding blocks and rollbacks.
+//!
+//! It does not depend on the exporter: slots, epochs and times come from its own
+//! [`slots`] arithmetic, checked against the networks' published anchor points, so a test
+//! that compares the exporter's output with a simulated database checks the exporter
+//! instead of repeating its arithmetic.
 //!
 //! # Layout
-//! - [`network`]: eras and protocol versions per network, on top of the exporter's
-//!   `NetworkParams`.
+//! - [`slots`]: genesis constants and slot/epoch/time arithmetic per network.
+//! - [`network`]: eras and protocol versions per network, on top of [`slots`].
 //! - [`scale`]: what `small`, `mainnet` and `N` mean in rows.
 //! - [`mod@init`]: `init` — schema, `schema_version`, `meta`, genesis row.
 //! - [`plan`]: the history, decided in Rust: block layout per epoch, certificates, and the
@@ -20,6 +24,7 @@
 //! - [`mod@follow`]: `follow` — live blocks, epoch boundaries, rollbacks, stalls.
 //! - [`progress`]: indicatif bars, hidden when not wanted.
 //! - [`rng`]: a seeded, dependency-free PRNG so every run with a seed is reproducible.
+//! - [`time`]: RFC 3339 timestamps and `1m30s`-style durations.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -34,6 +39,8 @@ pub mod plan;
 pub mod progress;
 pub mod rng;
 pub mod scale;
+pub mod slots;
+pub mod time;
 
 pub use error::SimError;
 pub use faults::{Fault, FaultSet, PlantedFault};

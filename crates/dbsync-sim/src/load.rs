@@ -476,7 +476,7 @@ pub async fn write_epoch_rows(client: &Client, plan: &Plan) -> Result<(), SimErr
         .await
         .context("inserting epoch_param")?;
 
-    let following_seconds = net.params.epoch_slots;
+    let following_seconds = net.clock.epoch_slots;
     client
         .execute(
             "INSERT INTO epoch_sync_time (no, seconds, state) \

@@ -1,11 +1,13 @@
 //! The `dbsync-sim` binary: flags, then one library call per subcommand.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dbsync_exporter::config::HumanDuration;
 use dbsync_fixture::{Cluster, IndexSet, SchemaVersion};
+use dbsync_sim::time::{parse_duration, rfc3339};
 use dbsync_sim::{
     connect, follow_with, generate_on, init, FaultSet, FollowOptions, GenerateOptions, InitOptions,
     Network, Rollbacks, Scale, SimError,
@@ -75,14 +77,14 @@ enum Command {
         speed: f64,
         /// Roll back 1–3 blocks this often (e.g. 2m). Default: occasionally, after about one
         /// block in 30 (every ~10 minutes at speed 1).
-        #[arg(long, conflicts_with = "no_rollbacks")]
-        rollback_every: Option<HumanDuration>,
+        #[arg(long, conflicts_with = "no_rollbacks", value_parser = parse_duration)]
+        rollback_every: Option<Duration>,
         /// Never roll back.
         #[arg(long)]
         no_rollbacks: bool,
         /// Stop producing after this long and stay idle (e.g. 5m), to show a stale tip.
-        #[arg(long)]
-        stall_after: Option<HumanDuration>,
+        #[arg(long, value_parser = parse_duration)]
+        stall_after: Option<Duration>,
         /// Exit after this many blocks.
         #[arg(long)]
         max_blocks: Option<u64>,
@@ -188,7 +190,7 @@ async fn run(command: Command) -> Result<(), SimError> {
                 "generated {} ({} schema, scale {scale}) up to {} (epoch {}) in {:.1}s",
                 report.network,
                 report.version,
-                dbsync_exporter::chain::rfc3339(report.until_unix),
+                rfc3339(report.until_unix),
                 report.tip_epoch,
                 report.elapsed.as_secs_f64()
             );
@@ -213,9 +215,10 @@ async fn run(command: Command) -> Result<(), SimError> {
             max_blocks,
             seed,
         } => {
+            let shutdown = shutdown_signal()?;
             let mut client = connect(&db.database_url).await?;
             let rollbacks = match (rollback_every, no_rollbacks) {
-                (Some(every), _) => Rollbacks::Every(every.0),
+                (Some(every), _) => Rollbacks::Every(every),
                 (None, true) => Rollbacks::Never,
                 (None, false) => Rollbacks::Occasional,
             };
@@ -224,13 +227,13 @@ async fn run(command: Command) -> Result<(), SimError> {
                 &FollowOptions {
                     speed,
                     rollback_every: None,
-                    stall_after: stall_after.map(|d| d.0),
+                    stall_after,
                     max_blocks,
                     seed,
                     log: true,
                 },
                 rollbacks,
-                dbsync_exporter::shutdown::signal(),
+                shutdown,
             )
             .await?;
             println!(
@@ -247,6 +250,9 @@ async fn run(command: Command) -> Result<(), SimError> {
 
 /// Runs a throwaway cluster until SIGINT/SIGTERM.
 async fn cluster(url_file: Option<PathBuf>) -> Result<(), SimError> {
+    // Listening before the cluster exists: a signal during its start still stops and
+    // removes it instead of killing this process and leaving the files behind.
+    let shutdown = shutdown_signal()?;
     // Starting is blocking process work (initdb, pg_ctl); keep it off the runtime threads.
     let cluster = tokio::task::spawn_blocking(Cluster::start_private)
         .await
@@ -270,9 +276,30 @@ async fn cluster(url_file: Option<PathBuf>) -> Result<(), SimError> {
         cluster.host(),
         cluster.port()
     );
-    dbsync_exporter::shutdown::signal().await;
+    shutdown.await;
     tokio::task::spawn_blocking(move || drop(cluster))
         .await
         .map_err(|e| SimError::Invalid(format!("stopping PostgreSQL: {e}")))?;
     Ok(())
+}
+
+/// Starts listening for SIGINT (Ctrl-C) and SIGTERM (`kill`, `docker stop`, the demo
+/// script's cleanup); the returned future resolves on the first of them.
+///
+/// The handlers are installed here, not when the future is first polled, so a signal that
+/// arrives in between is not lost (nor does it take the process down with its default
+/// action).
+fn shutdown_signal() -> Result<impl Future<Output = ()>, SimError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| {
+        signal(kind).map_err(|e| SimError::Invalid(format!("cannot listen for signals: {e}")))
+    };
+    let mut interrupt = listen(SignalKind::interrupt())?;
+    let mut terminate = listen(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -1,8 +1,7 @@
-//! The public networks as the simulator needs them: the exporter's genesis constants
-//! ([`NetworkParams`], reused, never copied) plus the protocol version of every epoch.
+//! The public networks as the simulator needs them: the slot clock of each (the genesis
+//! constants and arithmetic of [`crate::slots`]) plus the protocol version of every epoch.
 
-use dbsync_exporter::chain::NetworkParams;
-
+use crate::slots::SlotClock;
 use crate::SimError;
 
 /// A protocol version change: from `epoch` on, blocks carry `major.minor` of `era`.
@@ -78,11 +77,13 @@ const PREVIEW: &[ProtocolStep] = &[
     step(1334, "conway", 11, 0),
 ];
 
-/// A network: genesis constants and protocol history.
+/// A network: name, slot clock and protocol history.
 #[derive(Clone, Debug)]
 pub struct Network {
-    /// Genesis constants, from the exporter.
-    pub params: NetworkParams,
+    /// The network name as db-sync records it in `meta.network_name`.
+    name: &'static str,
+    /// Genesis constants and slot/epoch/time arithmetic.
+    pub clock: SlotClock,
     /// Protocol versions, oldest first; the first step is at epoch 0.
     pub steps: &'static [ProtocolStep],
 }
@@ -90,24 +91,24 @@ pub struct Network {
 impl Network {
     /// mainnet, preprod or preview.
     pub fn known(name: &str) -> Result<Network, SimError> {
-        let steps = match name {
-            "mainnet" => MAINNET,
-            "preprod" => PREPROD,
-            "preview" => PREVIEW,
+        let (name, steps) = match name {
+            "mainnet" => ("mainnet", MAINNET),
+            "preprod" => ("preprod", PREPROD),
+            "preview" => ("preview", PREVIEW),
             other => {
                 return Err(SimError::Invalid(format!(
                     "unknown network {other:?} (expected mainnet, preprod or preview)"
                 )))
             }
         };
-        let params = NetworkParams::known(name)
+        let clock = SlotClock::known(name)
             .ok_or_else(|| SimError::Invalid(format!("no genesis constants for {name}")))?;
-        Ok(Network { params, steps })
+        Ok(Network { name, clock, steps })
     }
 
     /// The network name (`meta.network_name`).
     pub fn name(&self) -> &str {
-        &self.params.name
+        self.name
     }
 
     /// The protocol step in force in `epoch`.
@@ -136,7 +137,7 @@ impl Network {
 
     /// First epoch of the Shelley-based eras (the first with `ada_pots`, rewards, pools).
     pub fn shelley_start_epoch(&self) -> i64 {
-        self.params.shelley_start_epoch
+        self.clock.shelley_start_epoch
     }
 
     /// First Conway epoch: no MIR certificates from here on.
@@ -152,11 +153,7 @@ impl Network {
 
     /// Seconds per slot in `epoch` (Byron 20, then 1).
     pub fn slot_seconds(&self, epoch: i64) -> i64 {
-        if epoch < self.params.shelley_start_epoch {
-            20
-        } else {
-            1
-        }
+        self.clock.slot_seconds(epoch)
     }
 }
 
@@ -187,7 +184,7 @@ mod tests {
             let n = Network::known(name).unwrap();
             assert_eq!(n.steps[0].epoch, 0);
             assert!(n.steps.windows(2).all(|w| w[0].epoch < w[1].epoch));
-            // The Shelley-era start agrees with the exporter's genesis constants.
+            // The protocol history's Shelley start agrees with the slot clock's.
             let first_shelley = n.steps.iter().find(|s| s.major >= 2).unwrap().epoch;
             assert_eq!(first_shelley, n.shelley_start_epoch(), "{name}");
         }

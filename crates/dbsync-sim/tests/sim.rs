@@ -31,7 +31,7 @@ async fn slots_and_times_follow_genesis_on_every_network() {
     ] {
         let (_db, client, report) = generated(network, version, opts(Scale::Blocks(12_000))).await;
         let net = Network::known(network).unwrap();
-        let p = &net.params;
+        let p = &net.clock;
         let rows = client
             .query(
                 "SELECT id, previous_id, block_no::int8, slot_no::int8, epoch_no::int8, \
@@ -82,7 +82,7 @@ async fn slots_and_times_follow_genesis_on_every_network() {
             assert_eq!(epoch, p.epoch_of_slot(slot), "{network} slot {slot}");
             let epoch_slot: i64 = r.get(5);
             assert_eq!(epoch_slot, slot - p.epoch_first_slot(epoch));
-            if slot < p.shelley_start_slot() {
+            if slot < p.shelley_start_slot {
                 byron += 1;
                 assert_eq!((time - p.byron_start_unix) % 20, 0, "Byron slots are 20 s");
             }
@@ -286,7 +286,7 @@ async fn planted_faults_are_exactly_what_the_rules_detect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_crosses_an_epoch_boundary_and_rolls_back_like_db_sync() {
     let net = Network::known("preview").unwrap();
-    let p = &net.params;
+    let p = &net.clock;
     // End the history five minutes before the current epoch began: the follower catches up
     // through the boundary at once.
     let current = p.epoch_of_slot(p.slot_at(dbsync_sim::unix_now()));

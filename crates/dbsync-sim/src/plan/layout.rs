@@ -153,7 +153,7 @@ struct Range {
 /// Computes the layout.
 pub fn layout(input: &LayoutInput<'_>) -> Layout {
     let net = input.network;
-    let p = &net.params;
+    let p = &net.clock;
     let until_slot = p.slot_at(input.until_unix);
     let tip_epoch = p.epoch_of_slot(until_slot);
 

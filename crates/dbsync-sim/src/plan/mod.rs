@@ -59,16 +59,16 @@ impl Plan {
     /// Builds the plan.
     pub fn build(input: &PlanInput<'_>) -> Result<Plan, SimError> {
         let net = input.network;
-        let p = &net.params;
+        let p = &net.clock;
         let until_slot = p.slot_at(input.until_unix);
         let tip_epoch = p.epoch_of_slot(until_slot);
-        if input.until_unix <= p.shelley_start_unix() + 3 * p.epoch_slots {
+        if input.until_unix <= p.shelley_start_unix + 3 * p.epoch_slots {
             return Err(SimError::Invalid(format!(
                 "--until-unix {} is too early: the history needs a few Shelley-era epochs \
                  (the {} Shelley era starts at {})",
                 input.until_unix,
                 net.name(),
-                p.shelley_start_unix()
+                p.shelley_start_unix
             )));
         }
         let rng = Rng::new(input.seed);
