@@ -106,6 +106,11 @@ impl NetworkParams {
         }
     }
 
+    /// Slots between the first slot of `slot`'s epoch and `slot` (db-sync's `epoch_slot_no`).
+    pub fn slot_in_epoch(&self, slot: i64) -> i64 {
+        slot - self.epoch_first_slot(self.epoch_of_slot(slot))
+    }
+
     /// How far `slot` is into its epoch, from 0 (first slot) towards 1.
     pub fn epoch_progress(&self, slot: i64) -> f64 {
         let epoch = self.epoch_of_slot(slot);
@@ -138,6 +143,13 @@ impl fmt::Display for NetworkParams {
             self.epoch_slots
         )
     }
+}
+
+/// Whether one chain can be `blocks_ahead` blocks longer than another whose tip is
+/// `slots_ahead` slots older: there is at most one block per slot, so a claim of more blocks
+/// than slots cannot be true.
+pub fn can_lead(blocks_ahead: i64, slots_ahead: i64) -> bool {
+    blocks_ahead <= 0 || blocks_ahead <= slots_ahead
 }
 
 /// Formats unix seconds as an RFC 3339 UTC timestamp (`2024-01-02T03:04:05Z`).

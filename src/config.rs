@@ -188,23 +188,33 @@ pub struct HealthArgs {
     )]
     pub max_tip_age: HumanDuration,
 
-    /// Tip age from which the instance drains (finishes connections, takes no new ones).
+    /// Tip age from which the instance drains (finishes connections, takes no new ones)
+    /// [default: 180s, or half of --health.max-tip-age when that is lower].
     #[arg(
         long = "health.drain-tip-age",
         env = "DBSYNC_EXPORTER_HEALTH_DRAIN_TIP_AGE",
-        default_value = "180s",
         value_name = "DURATION"
     )]
-    pub drain_tip_age: HumanDuration,
+    pub drain_tip_age: Option<HumanDuration>,
 
-    /// Blocks behind the best same-network peer from which the instance drains.
+    /// How long the tip may go unread (failed tip runs: timeouts, permission or query errors)
+    /// before the instance is down; a database that refuses connections is down at once
+    /// [default: 3 × --tip-interval].
+    #[arg(
+        long = "health.tip-failure-grace",
+        env = "DBSYNC_EXPORTER_HEALTH_TIP_FAILURE_GRACE",
+        value_name = "DURATION"
+    )]
+    pub tip_failure_grace: Option<HumanDuration>,
+
+    /// Blocks behind the best same-network peer from which the instance drains
+    /// [default: 10, or half of --health.max-fleet-lag-blocks when that is lower].
     #[arg(
         long = "health.drain-fleet-lag-blocks",
         env = "DBSYNC_EXPORTER_HEALTH_DRAIN_FLEET_LAG_BLOCKS",
-        default_value_t = 10,
         value_name = "N"
     )]
-    pub drain_fleet_lag_blocks: u64,
+    pub drain_fleet_lag_blocks: Option<u64>,
 
     /// Blocks behind the best same-network peer from which the instance is down.
     #[arg(
@@ -214,6 +224,18 @@ pub struct HealthArgs {
         value_name = "N"
     )]
     pub max_fleet_lag_blocks: u64,
+
+    /// Peers that must each be more than --health.max-fleet-lag-blocks ahead before the
+    /// fleet marks the instance down (one is enough to drain). 1 lets a single peer take the
+    /// instance down: set it only when you trust that peer.
+    #[arg(
+        long = "health.fleet-quorum",
+        env = "DBSYNC_EXPORTER_HEALTH_FLEET_QUORUM",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u16).range(1..),
+        value_name = "N"
+    )]
+    pub fleet_quorum: u16,
 
     /// Mark the instance down while an integrity check reports a fault.
     #[arg(
@@ -239,6 +261,15 @@ pub struct HealthArgs {
         value_name = "DURATION"
     )]
     pub grest_pool_history_max_age: HumanDuration,
+
+    /// Koios: the release grest.control_table must show (e.g. v1.3.2, the version of the API
+    /// spec your monitors expect); another one drains. Off unless set.
+    #[arg(
+        long = "grest.expected-version",
+        env = "DBSYNC_EXPORTER_GREST_EXPECTED_VERSION",
+        value_name = "VERSION"
+    )]
+    pub grest_expected_version: Option<String>,
 }
 
 /// The HAProxy agent-check listener.
@@ -483,16 +514,22 @@ pub struct HealthConfig {
     pub max_tip_age: Duration,
     /// Tip age from which the instance drains.
     pub drain_tip_age: Duration,
+    /// How long the tip may go unread before failed tip runs mark the instance down.
+    pub tip_failure_grace: Duration,
     /// Blocks behind the fleet from which the instance drains.
     pub drain_fleet_lag_blocks: u64,
     /// Blocks behind the fleet from which the instance is down.
     pub max_fleet_lag_blocks: u64,
+    /// Peers that must agree (each far ahead) before the fleet marks the instance down.
+    pub fleet_quorum: usize,
     /// Integrity faults mark the instance down.
     pub fail_on_integrity: bool,
     /// Koios stake distribution cache: largest lag in blocks.
     pub grest_stake_distribution_lag_blocks: i64,
     /// Koios pool history cache: oldest update.
     pub grest_pool_history_max_age: Duration,
+    /// Koios release that must be installed, when set.
+    pub grest_expected_version: Option<String>,
 }
 
 impl Default for HealthConfig {
@@ -500,11 +537,14 @@ impl Default for HealthConfig {
         HealthConfig {
             max_tip_age: Duration::from_secs(600),
             drain_tip_age: Duration::from_secs(180),
+            tip_failure_grace: Duration::from_secs(15),
             drain_fleet_lag_blocks: 10,
             max_fleet_lag_blocks: 30,
+            fleet_quorum: 2,
             fail_on_integrity: false,
             grest_stake_distribution_lag_blocks: 2000,
             grest_pool_history_max_age: Duration::from_secs(1000),
+            grest_expected_version: None,
         }
     }
 }
@@ -563,7 +603,7 @@ impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
         let database = database_config(&args.database)?;
         let chain_override = chain_override(&args.chain)?;
-        let health = health_config(&args.health)?;
+        let health = health_config(&args.health, args.checks.tip_interval.0)?;
         let peers = PeerConfig {
             urls: args
                 .peers
@@ -629,27 +669,56 @@ impl Config {
     }
 }
 
-fn health_config(args: &HealthArgs) -> Result<HealthConfig, ConfigError> {
-    if args.drain_tip_age.0 > args.max_tip_age.0 {
-        return Err(ConfigError::new(
-            "--health.drain-tip-age",
-            "must not exceed --health.max-tip-age",
-        ));
-    }
-    if args.drain_fleet_lag_blocks > args.max_fleet_lag_blocks {
-        return Err(ConfigError::new(
-            "--health.drain-fleet-lag-blocks",
-            "must not exceed --health.max-fleet-lag-blocks",
-        ));
-    }
+/// Default drain tip age, unless the maximum is lower: then half of it.
+const DEFAULT_DRAIN_TIP_AGE: Duration = Duration::from_secs(180);
+/// Default drain fleet lag, unless the maximum is lower: then half of it.
+const DEFAULT_DRAIN_FLEET_LAG_BLOCKS: u64 = 10;
+/// Failed tip runs tolerated (in tip intervals) before the instance is down.
+const TIP_FAILURE_GRACE_INTERVALS: u32 = 3;
+
+fn health_config(args: &HealthArgs, tip_interval: Duration) -> Result<HealthConfig, ConfigError> {
+    let max_tip_age = args.max_tip_age.0;
+    let drain_tip_age = match args.drain_tip_age {
+        Some(HumanDuration(drain)) if drain > max_tip_age => {
+            return Err(ConfigError::new(
+                "--health.drain-tip-age",
+                "must not exceed --health.max-tip-age",
+            ))
+        }
+        Some(HumanDuration(drain)) => drain,
+        None if max_tip_age < DEFAULT_DRAIN_TIP_AGE => max_tip_age / 2,
+        None => DEFAULT_DRAIN_TIP_AGE,
+    };
+    let max_fleet_lag_blocks = args.max_fleet_lag_blocks;
+    let drain_fleet_lag_blocks = match args.drain_fleet_lag_blocks {
+        Some(drain) if drain > max_fleet_lag_blocks => {
+            return Err(ConfigError::new(
+                "--health.drain-fleet-lag-blocks",
+                "must not exceed --health.max-fleet-lag-blocks",
+            ))
+        }
+        Some(drain) => drain,
+        None if max_fleet_lag_blocks < DEFAULT_DRAIN_FLEET_LAG_BLOCKS => max_fleet_lag_blocks / 2,
+        None => DEFAULT_DRAIN_FLEET_LAG_BLOCKS,
+    };
+    let expected_version = args
+        .grest_expected_version
+        .as_deref()
+        .map(str::trim)
+        .filter(|version| !version.is_empty());
     Ok(HealthConfig {
-        max_tip_age: args.max_tip_age.0,
-        drain_tip_age: args.drain_tip_age.0,
-        drain_fleet_lag_blocks: args.drain_fleet_lag_blocks,
-        max_fleet_lag_blocks: args.max_fleet_lag_blocks,
+        max_tip_age,
+        drain_tip_age,
+        tip_failure_grace: args
+            .tip_failure_grace
+            .map_or(tip_interval * TIP_FAILURE_GRACE_INTERVALS, |grace| grace.0),
+        drain_fleet_lag_blocks,
+        max_fleet_lag_blocks,
+        fleet_quorum: usize::from(args.fleet_quorum),
         fail_on_integrity: args.fail_on_integrity,
         grest_stake_distribution_lag_blocks: args.grest_stake_distribution_lag_blocks,
         grest_pool_history_max_age: args.grest_pool_history_max_age.0,
+        grest_expected_version: expected_version.map(str::to_owned),
     })
 }
 
@@ -811,6 +880,110 @@ mod tests {
             parse_url("postgres://u:topsecret@host:notaport/db", "--database-url").unwrap_err();
         assert_eq!(error.flag, "--database-url");
         assert!(!error.to_string().contains("topsecret"), "{error}");
+    }
+
+    fn health(flags: &[&str]) -> Result<HealthConfig, ConfigError> {
+        let args = Args::try_parse_from(
+            [
+                "dbsync-exporter",
+                "--database-url",
+                "postgres://x@localhost/db",
+            ]
+            .iter()
+            .chain(flags),
+        )
+        .unwrap();
+        Config::from_args(args).map(|config| config.health)
+    }
+
+    #[test]
+    fn drain_thresholds_follow_a_lower_maximum() {
+        let defaults = health(&[]).unwrap();
+        assert_eq!(defaults.max_tip_age, Duration::from_secs(600));
+        assert_eq!(defaults.drain_tip_age, Duration::from_secs(180));
+        assert_eq!(
+            (
+                defaults.drain_fleet_lag_blocks,
+                defaults.max_fleet_lag_blocks
+            ),
+            (10, 30)
+        );
+        let low = health(&[
+            "--health.max-tip-age",
+            "60s",
+            "--health.max-fleet-lag-blocks",
+            "6",
+        ])
+        .unwrap();
+        assert_eq!(low.drain_tip_age, Duration::from_secs(30));
+        assert_eq!(low.drain_fleet_lag_blocks, 3);
+        let at = health(&["--health.max-tip-age", "180s"]).unwrap();
+        assert_eq!(at.drain_tip_age, Duration::from_secs(180));
+        let explicit = health(&[
+            "--health.max-tip-age",
+            "60s",
+            "--health.drain-tip-age",
+            "50s",
+        ])
+        .unwrap();
+        assert_eq!(explicit.drain_tip_age, Duration::from_secs(50));
+    }
+
+    #[test]
+    fn an_explicit_drain_above_the_maximum_names_the_flag_given() {
+        let error = health(&[
+            "--health.max-tip-age",
+            "60s",
+            "--health.drain-tip-age",
+            "90s",
+        ])
+        .unwrap_err();
+        assert_eq!(error.flag, "--health.drain-tip-age");
+        let error = health(&[
+            "--health.max-fleet-lag-blocks",
+            "5",
+            "--health.drain-fleet-lag-blocks",
+            "6",
+        ])
+        .unwrap_err();
+        assert_eq!(error.flag, "--health.drain-fleet-lag-blocks");
+    }
+
+    #[test]
+    fn tip_failure_grace_is_three_tip_intervals_unless_given() {
+        assert_eq!(
+            health(&[]).unwrap().tip_failure_grace,
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            health(&["--tip-interval", "2s"]).unwrap().tip_failure_grace,
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            health(&["--tip-interval", "2s", "--health.tip-failure-grace", "1m"])
+                .unwrap()
+                .tip_failure_grace,
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn fleet_quorum_and_expected_version() {
+        let defaults = health(&[]).unwrap();
+        assert_eq!(defaults.fleet_quorum, 2);
+        assert_eq!(defaults.grest_expected_version, None);
+        let set = health(&[
+            "--health.fleet-quorum",
+            "1",
+            "--grest.expected-version",
+            "v1.3.2",
+        ])
+        .unwrap();
+        assert_eq!(set.fleet_quorum, 1);
+        assert_eq!(set.grest_expected_version.as_deref(), Some("v1.3.2"));
+        let zero =
+            Args::try_parse_from(["dbsync-exporter", "--health.fleet-quorum", "0"]).unwrap_err();
+        assert!(zero.to_string().contains("--health.fleet-quorum"), "{zero}");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! with a timeout, at most [`CONCURRENCY`] at a time, and replaces the peer list in the
 //! store. A peer that fails is retried with exponential backoff (up to [`MAX_BACKOFF`]), so a
 //! dead peer costs almost nothing. TLS certificates are verified (rustls, webpki roots).
+//!
+//! A peer's word is checked before it counts: a tip whose slot lies in the future of its
+//! network's wall clock, or that claims more blocks ahead of our tip than slots (there is at
+//! most one block per slot), cannot be true. Such a peer is reported down and logged once
+//! per change of its problem, so one broken or lying provider cannot move our health.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,19 +21,26 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::chain::{can_lead, NetworkParams};
+use crate::checks::Tip;
 use crate::config::{parse_peer_url, PeerConfig};
+use crate::scheduler::unix_now;
 use crate::store::{PeerStatus, Store};
 
 /// Peers asked at the same time.
 pub const CONCURRENCY: usize = 8;
 /// Longest wait before retrying a failing peer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How far a peer's tip may lie ahead of the wall clock (clock skew; db-sync itself calls a
+/// block "following" within 120 s).
+pub const MAX_FUTURE_SECONDS: i64 = 120;
 
 /// What we read from a peer's `/tip`.
 #[derive(Debug, Deserialize)]
 struct PeerTip {
     network: Option<String>,
     block_no: i64,
+    slot_no: Option<i64>,
 }
 
 /// Retry bookkeeping for one peer.
@@ -46,6 +58,8 @@ pub struct PeerPoller {
     backoff: HashMap<String, Backoff>,
     /// Last status per peer, kept while a peer waits out its backoff.
     last: HashMap<String, PeerStatus>,
+    /// Why each peer's last answer was not believed, to log changes only.
+    implausible: HashMap<String, String>,
 }
 
 impl PeerPoller {
@@ -62,6 +76,7 @@ impl PeerPoller {
             client,
             backoff: HashMap::new(),
             last: HashMap::new(),
+            implausible: HashMap::new(),
         })
     }
 
@@ -113,6 +128,15 @@ impl PeerPoller {
             });
         }
         while let Some(Ok((label, result))) = polls.join_next().await {
+            let result = result.and_then(|tip| {
+                let own = self.store.tip().map(|(tip, _)| tip);
+                let verdict = implausible(&tip, own.as_ref(), unix_now() as i64);
+                self.note_plausibility(&label, verdict.as_deref());
+                match verdict {
+                    Some(_) => Err(Rejected::Implausible),
+                    None => Ok(tip),
+                }
+            });
             let backoff = self.backoff.entry(label.clone()).or_default();
             let status = match result {
                 Ok(tip) => {
@@ -121,10 +145,22 @@ impl PeerPoller {
                         peer: label.clone(),
                         up: true,
                         block_no: Some(tip.block_no),
+                        slot_no: tip.slot_no,
                         network: tip.network,
                     }
                 }
-                Err(error) => {
+                // Not an outage: poll again on the normal interval, it may be fixed soon.
+                Err(Rejected::Implausible) => {
+                    *backoff = Backoff::default();
+                    PeerStatus {
+                        peer: label.clone(),
+                        up: false,
+                        block_no: None,
+                        slot_no: None,
+                        network: None,
+                    }
+                }
+                Err(Rejected::Unreachable(error)) => {
                     backoff.failures += 1;
                     let delay = self
                         .config
@@ -139,6 +175,7 @@ impl PeerPoller {
                         peer: label.clone(),
                         up: false,
                         block_no: None,
+                        slot_no: None,
                         network: None,
                     }
                 }
@@ -147,10 +184,25 @@ impl PeerPoller {
         }
         let current: Vec<String> = peers.iter().map(label).collect();
         self.last.retain(|peer, _| current.contains(peer));
+        self.implausible.retain(|peer, _| current.contains(peer));
         self.backoff.retain(|peer, _| current.contains(peer));
         let mut statuses: Vec<PeerStatus> = self.last.values().cloned().collect();
         statuses.sort_by(|a, b| a.peer.cmp(&b.peer));
         self.store.set_peers(statuses);
+    }
+
+    /// Logs a peer's problem when it starts, changes or ends.
+    fn note_plausibility(&mut self, label: &str, problem: Option<&str>) {
+        match problem {
+            Some(why) if self.implausible.get(label).map(String::as_str) != Some(why) => {
+                tracing::warn!(peer = %label, reason = %why, "ignoring the peer's tip");
+                self.implausible.insert(label.to_owned(), why.to_owned());
+            }
+            None if self.implausible.remove(label).is_some() => {
+                tracing::info!(peer = %label, "the peer's tip is plausible again");
+            }
+            _ => {}
+        }
     }
 
     /// Flag peers plus the file's, deduplicated.
@@ -187,7 +239,48 @@ fn label(url: &reqwest::Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
-async fn fetch_tip(client: &reqwest::Client, base: &reqwest::Url) -> Result<PeerTip, String> {
+/// Why a poll did not yield a usable tip.
+enum Rejected {
+    /// The peer did not answer with a tip.
+    Unreachable(String),
+    /// It answered with a tip that cannot be true (logged when noticed).
+    Implausible,
+}
+
+/// Why `peer` cannot be telling the truth, judged against the wall clock at `now_unix` and
+/// our own tip; `None` when it can.
+fn implausible(peer: &PeerTip, own: Option<&Tip>, now_unix: i64) -> Option<String> {
+    let Some(slot) = peer.slot_no else {
+        return Some("its /tip has no slot_no, so it cannot be checked".into());
+    };
+    let own = own.filter(|own| own.network == peer.network);
+    let params = match own {
+        Some(own) => own.params.clone(),
+        None => peer.network.as_deref().and_then(NetworkParams::known),
+    };
+    if let Some(params) = params {
+        let ahead = params.slot_time(slot) - now_unix;
+        if ahead > MAX_FUTURE_SECONDS {
+            return Some(format!(
+                "its tip slot {slot} is {ahead} s ahead of the wall clock (at most {MAX_FUTURE_SECONDS} s)"
+            ));
+        }
+    }
+    let own = own?;
+    let blocks_ahead = peer.block_no.saturating_sub(own.block_no);
+    let slots_ahead = slot.saturating_sub(own.slot_no);
+    (!can_lead(blocks_ahead, slots_ahead)).then(|| {
+        format!(
+            "it claims {blocks_ahead} blocks ahead of our tip in {slots_ahead} slots (at most one block per slot)"
+        )
+    })
+}
+
+async fn fetch_tip(client: &reqwest::Client, base: &reqwest::Url) -> Result<PeerTip, Rejected> {
+    fetch(client, base).await.map_err(Rejected::Unreachable)
+}
+
+async fn fetch(client: &reqwest::Client, base: &reqwest::Url) -> Result<PeerTip, String> {
     let mut base = base.clone();
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
@@ -207,41 +300,86 @@ async fn fetch_tip(client: &reqwest::Client, base: &reqwest::Url) -> Result<Peer
         .map_err(|error| format!("unreadable /tip: {}", error.without_url()))
 }
 
-/// Blocks between the best up peer on `network` and `own_block_no` (never negative);
-/// `None` when no such peer answered.
-pub fn fleet_lag(peers: &[PeerStatus], network: Option<&str>, own_block_no: i64) -> Option<u64> {
-    let best = peers
-        .iter()
-        .filter(|peer| peer.up && peer.network.as_deref() == network)
-        .filter_map(|peer| peer.block_no)
-        .max()?;
-    Some(best.saturating_sub(own_block_no).max(0) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn peer(name: &str, up: bool, network: &str, block_no: i64) -> PeerStatus {
-        PeerStatus {
-            peer: name.into(),
-            up,
-            block_no: Some(block_no),
-            network: Some(network.into()),
+    /// 2026-12-02 00:00:00 UTC.
+    const NOW: i64 = 1_796_169_600;
+
+    fn own(block_no: i64, slot_no: i64) -> Tip {
+        Tip {
+            id: block_no,
+            block_no,
+            slot_no,
+            epoch_no: 0,
+            hash: "00".into(),
+            time_unix: 0,
+            network: Some("mainnet".into()),
+            params: NetworkParams::known("mainnet"),
+        }
+    }
+
+    fn claim(block_no: i64, slot_no: Option<i64>) -> PeerTip {
+        PeerTip {
+            network: Some("mainnet".into()),
+            block_no,
+            slot_no,
         }
     }
 
     #[test]
-    fn fleet_lag_compares_with_the_best_up_peer_on_the_same_network() {
-        let peers = [
-            peer("a", true, "mainnet", 100),
-            peer("b", true, "mainnet", 120),
-            peer("c", false, "mainnet", 500),
-            peer("d", true, "preview", 9000),
-        ];
-        assert_eq!(fleet_lag(&peers, Some("mainnet"), 110), Some(10));
-        assert_eq!(fleet_lag(&peers, Some("mainnet"), 130), Some(0));
-        assert_eq!(fleet_lag(&peers, Some("preprod"), 1), None);
-        assert_eq!(fleet_lag(&[], Some("mainnet"), 1), None);
+    fn honest_tips_are_believed() {
+        let slot = NetworkParams::known("mainnet").unwrap().slot_at(NOW);
+        let us = own(12_000_000, slot - 100);
+        assert_eq!(
+            implausible(&claim(12_000_004, Some(slot)), Some(&us), NOW),
+            None
+        );
+        assert_eq!(
+            implausible(&claim(11_999_000, Some(slot - 9000)), Some(&us), NOW),
+            None
+        );
+        // Exactly one block per slot is possible; slightly ahead of our clock too.
+        assert_eq!(
+            implausible(&claim(12_000_100, Some(slot)), Some(&us), NOW),
+            None
+        );
+        assert_eq!(
+            implausible(&claim(12_000_010, Some(slot + 120)), Some(&us), NOW),
+            None
+        );
+        // Without our own tip only the clock can be checked.
+        assert_eq!(
+            implausible(&claim(999_999_999, Some(slot)), None, NOW),
+            None
+        );
+    }
+
+    #[test]
+    fn impossible_tips_are_refused_with_the_reason() {
+        let slot = NetworkParams::known("mainnet").unwrap().slot_at(NOW);
+        let us = own(12_000_000, slot - 100);
+        assert_eq!(
+            implausible(&claim(999_999_999, Some(slot)), Some(&us), NOW).as_deref(),
+            Some("it claims 987999999 blocks ahead of our tip in 100 slots (at most one block per slot)")
+        );
+        assert_eq!(
+            implausible(&claim(12_000_101, Some(slot)), Some(&us), NOW).as_deref(),
+            Some("it claims 101 blocks ahead of our tip in 100 slots (at most one block per slot)")
+        );
+        assert_eq!(
+            implausible(&claim(12_000_005, Some(slot + 121)), Some(&us), NOW).as_deref(),
+            Some(&*format!(
+                "its tip slot {} is 121 s ahead of the wall clock (at most 120 s)",
+                slot + 121
+            ))
+        );
+        // The clock applies to a known network even before we have a tip of our own.
+        assert!(implausible(&claim(1, Some(slot + 3600)), None, NOW).is_some());
+        assert_eq!(
+            implausible(&claim(12_000_001, None), Some(&us), NOW).as_deref(),
+            Some("its /tip has no slot_no, so it cannot be checked")
+        );
     }
 }

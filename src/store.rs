@@ -71,6 +71,8 @@ pub struct PeerStatus {
     pub up: bool,
     /// Its tip height from the last successful poll.
     pub block_no: Option<i64>,
+    /// Its tip slot from the last successful poll.
+    pub slot_no: Option<i64>,
     /// Its network from the last successful poll.
     pub network: Option<String>,
 }

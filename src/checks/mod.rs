@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{PoolError, Transaction};
+use deadpool_postgres::{PoolError, TimeoutType, Transaction};
 use tokio::sync::Semaphore;
 use tokio_postgres::error::SqlState;
 
@@ -174,9 +174,13 @@ pub enum CheckError {
     /// No connection could be had (database down, refused, pool exhausted).
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// The database is reachable but is not a db-sync database.
+    /// The database is reachable but is not a db-sync database, or its schema does not match
+    /// what the query expects (a missing table or column, a changed type).
     #[error("not a db-sync database: {0}")]
     NotDbSync(String),
+    /// The role may not read what the check needs (`permission denied`).
+    #[error("permission denied: {0}")]
+    Permission(String),
     /// The check ran out of time (server-side statement/lock timeout, or the client's cap).
     #[error("timed out: {0}")]
     Timeout(String),
@@ -202,12 +206,31 @@ impl From<tokio_postgres::Error> for CheckError {
     fn from(error: tokio_postgres::Error) -> CheckError {
         let message = describe(&error);
         let Some(code) = error.code() else {
+            // Client-side errors: a row that does not have the column or the type the check
+            // reads (`Row::try_get`) is a schema mismatch, the rest is the connection.
+            if message.starts_with("error deserializing column")
+                || message.starts_with("invalid column")
+            {
+                return CheckError::NotDbSync(message);
+            }
             return CheckError::Unavailable(message);
         };
         let class = &code.code()[..2];
         if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {
             CheckError::Timeout(message)
-        } else if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN {
+        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            CheckError::Permission(message)
+        } else if [
+            SqlState::UNDEFINED_TABLE,
+            SqlState::UNDEFINED_COLUMN,
+            SqlState::UNDEFINED_FUNCTION,
+            SqlState::DATATYPE_MISMATCH,
+            SqlState::CANNOT_COERCE,
+            SqlState::UNDEFINED_OBJECT,
+        ]
+        .contains(code)
+        {
+            // The schema is not the one the query was written for.
             CheckError::NotDbSync(message)
         } else if matches!(class, "08" | "28" | "53" | "57" | "3D") {
             // Connection exceptions, authentication, resources, operator intervention and a
@@ -246,6 +269,11 @@ impl From<PoolError> for CheckError {
     fn from(error: PoolError) -> CheckError {
         match error {
             PoolError::Backend(error) => CheckError::from(error),
+            // Every pooled connection is busy with a slow query: the database answers, but
+            // not in time. Not the same as a database that refuses connections.
+            PoolError::Timeout(TimeoutType::Wait) => {
+                CheckError::Timeout("no free pooled connection in time".into())
+            }
             other => CheckError::Unavailable(other.to_string()),
         }
     }

@@ -82,6 +82,14 @@ fn encode_grest(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result
             [([("version", version.as_str())], 1)],
         )?;
     }
+    if let Some(epoch) = grest.active_stake_epoch {
+        gauge(
+            encoder,
+            "dbsync_grest_active_stake_epoch_number",
+            "Epoch of the Koios active stake cache (last_active_stake_validated_epoch in grest.control_table; normally the tip's epoch + 1).",
+            epoch,
+        )?;
+    }
     gauges(
         encoder,
         "dbsync_grest_cache_lag_blocks",

@@ -5,5 +5,8 @@ mod core_metrics;
 mod haproxy;
 mod http_surface;
 mod integrity;
+mod koios;
+mod lying_peers;
 mod resilience;
 mod routing;
+mod tip_failures;

@@ -298,14 +298,7 @@ impl Fleet {
             .await
             .unwrap();
         fresh_client
-            .batch_execute(
-                "INSERT INTO grest.control_table (key, last_value) VALUES ('version', 'v1.3.2'); \
-                 INSERT INTO grest.control_table (key, last_value) \
-                   SELECT 'stake_distribution_lbh', (max(block_no) - 5)::text FROM block; \
-                 INSERT INTO grest.control_table (key, last_value) \
-                   SELECT 'pool_history_cache_last_updated', \
-                          to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS');",
-            )
+            .batch_execute(KOIOS_CONTROL_ROWS)
             .await
             .unwrap();
 
@@ -360,6 +353,20 @@ impl Fleet {
         self.stalled.shutdown().await;
     }
 }
+
+/// The four keys Koios routes on, written the way its cron jobs write them: the release,
+/// the stake distribution cache a few blocks behind, the pool history cache updated now (the
+/// implicit text cast of `NOW() AT TIME ZONE 'utc'`, as `pool_history_cache_update` does), and
+/// the active stake cache on the tip's epoch + 1 (`MAX(epoch_no)` of the completed
+/// `epoch_stake_progress`, which db-sync fills a whole epoch in advance).
+const KOIOS_CONTROL_ROWS: &str = "\
+    INSERT INTO grest.control_table (key, last_value) VALUES ('version', 'v1.3.2'); \
+    INSERT INTO grest.control_table (key, last_value) \
+      SELECT 'stake_distribution_lbh', (max(block_no) - 5)::text FROM block; \
+    INSERT INTO grest.control_table (key, last_value) \
+      VALUES ('pool_history_cache_last_updated', NOW() AT TIME ZONE 'utc'); \
+    INSERT INTO grest.control_table (key, last_value) \
+      SELECT 'last_active_stake_validated_epoch', (max(epoch_no) + 1)::text FROM block;";
 
 /// The newest block number in a db-sync database.
 async fn tip(client: &Client) -> i64 {

@@ -162,6 +162,20 @@ pub fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
+/// A network of `epoch_slots`-slot epochs (1 s slots from slot 0) whose wall-clock slot
+/// at `now_unix` lies `position` (0–1) into epoch 10: tests that depend on where now falls in
+/// an epoch pin it with this instead of depending on the day they run.
+pub fn pinned_network(now_unix: i64, epoch_slots: i64, position: f64) -> NetworkParams {
+    let into = (epoch_slots as f64 * position) as i64;
+    NetworkParams {
+        name: "pinned".into(),
+        byron_start_unix: now_unix - (10 * epoch_slots + into),
+        byron_epoch_slots: epoch_slots,
+        shelley_start_epoch: 0,
+        epoch_slots,
+    }
+}
+
 /// A db-sync fixture for `network` whose tip (block 1000 + n - 1) is at `tip_unix`,
 /// built from `n` Shelley-era blocks 20 slots apart.
 pub async fn chain(
@@ -171,12 +185,30 @@ pub async fn chain(
     tip_unix: i64,
     n: u32,
 ) -> Fixture {
-    let params = NetworkParams::known(network).unwrap();
+    chain_on(
+        db,
+        version,
+        &NetworkParams::known(network).unwrap(),
+        tip_unix,
+        n,
+    )
+    .await
+}
+
+/// Like [`chain`], on a network of the test's own making (`params.name` goes into `meta`);
+/// the exporter needs the same `params` as its `chain_override`.
+pub async fn chain_on(
+    db: &TestDatabase,
+    version: SchemaVersion,
+    params: &NetworkParams,
+    tip_unix: i64,
+    n: u32,
+) -> Fixture {
     let mut fixture = Fixture::create(
         db,
         version,
         IndexSet::NearTip,
-        network,
+        &params.name,
         params.byron_start_unix,
     )
     .await;
