@@ -659,9 +659,9 @@ mod tests {
         };
         let mut down = peer(500, "mainnet");
         down.up = false;
-        // 40 blocks ahead in 20 slots: impossible, whatever the poller thought.
+        // 40 blocks ahead in 10 slots: impossible, whatever the poller thought.
         let mut impossible = peer(150, "mainnet");
-        impossible.slot_no = Some(own.slot_no + 20);
+        impossible.slot_no = Some(own.slot_no + 10);
         let mut silent = peer(140, "mainnet");
         silent.slot_no = None;
         let peers = [
