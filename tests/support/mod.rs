@@ -213,24 +213,26 @@ pub async fn chain_on(
     )
     .await;
     fixture.genesis_block(params.byron_start_unix).await;
+    // Each block gets the epoch of its own slot, so a chain that happens to straddle an
+    // epoch boundary (the first minutes of every epoch) is still a true one.
     let first_slot = params.slot_at(tip_unix) - 20 * i64::from(n - 1);
-    let epoch = params.epoch_of_slot(first_slot);
-    let hash = fixture.next_hash(1000);
-    fixture
-        .insert_block(NewBlock {
-            block_no: Some(1000),
-            slot_no: Some(first_slot),
-            epoch_no: Some(epoch),
-            epoch_slot_no: Some(first_slot - params.epoch_first_slot(epoch)),
-            time_unix: params.slot_time(first_slot),
-            hash,
-            proto_major: 10,
-            proto_minor: 0,
-            tx_count: 0,
-        })
-        .await;
-    if n > 1 {
-        fixture.extend(n - 1, 20).await;
+    for index in 0..i64::from(n) {
+        let slot = first_slot + 20 * index;
+        let epoch = params.epoch_of_slot(slot);
+        let hash = fixture.next_hash(1000 + index);
+        fixture
+            .insert_block(NewBlock {
+                block_no: Some(1000 + index),
+                slot_no: Some(slot),
+                epoch_no: Some(epoch),
+                epoch_slot_no: Some(params.slot_in_epoch(slot)),
+                time_unix: params.slot_time(slot),
+                hash,
+                proto_major: 10,
+                proto_minor: 0,
+                tx_count: 0,
+            })
+            .await;
     }
     fixture
 }
