@@ -122,10 +122,7 @@ impl Store {
             return;
         };
         let mut state = entry.state.write().unwrap_or_else(PoisonError::into_inner);
-        let outcome = match &result {
-            Ok(_) => Outcome::Success,
-            Err(error) => error.outcome(),
-        };
+        let outcome = Outcome::of(&result);
         state.last_outcome = Some(outcome);
         state.last_duration = Some(duration);
         let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);

@@ -5,6 +5,7 @@
 //! options, so they hold for the connection's whole life (they survive `RESET ALL`). Each
 //! check run then happens in a read-only transaction with its own `SET LOCAL` timeouts.
 
+mod error;
 mod schema;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,9 +16,9 @@ use deadpool_postgres::{Hook, Manager, ManagerConfig, Object, Pool, RecyclingMet
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
+pub use error::CheckError;
 pub use schema::{release_for_stage_two, InstantRewardTable, Schema};
 
-use crate::checks::CheckError;
 use crate::config::Config;
 
 /// Application name every exporter session carries (visible in `pg_stat_activity`).

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::Client;
 
-use crate::checks::CheckError;
+use super::CheckError;
 
 /// Where instant rewards (MIR payouts, treasury withdrawals) live in this release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
