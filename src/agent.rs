@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::health::{HealthPolicy, Report, State};
-use crate::scheduler::unix_now;
 use crate::store::Store;
 
 /// Serves agent checks on `listener` until `shutdown` turns true.
@@ -39,7 +38,7 @@ pub async fn serve(
                 }
             },
         };
-        let report = policy.evaluate(&store.snapshot(), &store.peers(), unix_now());
+        let report = policy.evaluate(&store.snapshot(), &store.peers(), store.now_unix());
         let line = agent_line(&report, weight_follows_lag);
         tokio::spawn(async move {
             if let Err(error) = stream.write_all(line.as_bytes()).await {

@@ -68,6 +68,8 @@ pub enum Reason {
     NotDbsync,
     /// The tip query failed for another reason the server gave.
     QueryFailed,
+    /// The tip check itself failed (an internal error, logged).
+    CheckFailed,
     /// No tip has been read (yet).
     NoTip,
     /// The tip is older than the maximum age.
@@ -90,12 +92,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in exposition order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::DbUnreachable,
         Reason::CheckTimeout,
         Reason::DbPermission,
         Reason::NotDbsync,
         Reason::QueryFailed,
+        Reason::CheckFailed,
         Reason::NoTip,
         Reason::TipStale,
         Reason::TipLagging,
@@ -115,6 +118,7 @@ impl Reason {
             Reason::DbPermission => "db_permission",
             Reason::NotDbsync => "not_dbsync",
             Reason::QueryFailed => "query_failed",
+            Reason::CheckFailed => "check_failed",
             Reason::NoTip => "no_tip",
             Reason::TipStale => "tip_stale",
             Reason::TipLagging => "tip_lagging",
@@ -135,6 +139,7 @@ impl Reason {
             CheckError::Permission(_) => Reason::DbPermission,
             CheckError::NotDbSync(_) => Reason::NotDbsync,
             CheckError::Query(_) => Reason::QueryFailed,
+            CheckError::Internal(_) => Reason::CheckFailed,
             CheckError::Data(_) => Reason::NoTip,
         }
     }

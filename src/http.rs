@@ -15,7 +15,6 @@ use serde::Serialize;
 use crate::chain::rfc3339;
 use crate::health::{Finding, HealthPolicy, State as HealthState};
 use crate::metrics::{self, Exposition, Format};
-use crate::scheduler::unix_now;
 use crate::store::Store;
 
 /// What the handlers share.
@@ -70,7 +69,7 @@ struct HealthBody {
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    let now = unix_now();
+    let now = state.store.now_unix();
     let report = state
         .policy
         .evaluate(&state.store.snapshot(), &state.store.peers(), now);
@@ -115,7 +114,7 @@ fn tip_body(store: &Store, now: f64) -> Option<TipBody> {
 }
 
 async fn tip(State(state): State<AppState>) -> Response {
-    match tip_body(&state.store, unix_now()) {
+    match tip_body(&state.store, state.store.now_unix()) {
         Some(body) => Json(body).into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -27,6 +27,7 @@
 pub mod agent;
 pub mod chain;
 pub mod checks;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod health;
@@ -46,15 +47,11 @@ use tokio::sync::watch;
 
 pub use config::Config;
 
-use checks::{
-    AdaPotsCheck, Cadence, CheckError, CheckName, EpochStakeCheck, GrestCheck, InfoCheck,
-    IntegritySettings, MirCheck, PoolRefundsCheck, RollbackCheck, TipCheck,
-};
-use db::Database;
+use clock::Clock;
+use db::{CheckError, Database};
 use health::HealthPolicy;
 use peers::PeerPoller;
 use scheduler::Scheduler;
-use store::Store;
 use tracing::Instrument;
 
 /// Runs the exporter on an already-bound HTTP listener until `shutdown` resolves, binding
@@ -84,50 +81,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let db = Arc::new(Database::new(&config).map_err(RunError::Database)?);
-    let cadence = |interval| Cadence {
-        interval,
-        timeout: config.check_timeout,
-    };
-    let tip = cadence(config.tip_interval);
-    let info = cadence(config.info_interval);
-    let grest = cadence(config.grest_interval);
-    let integrity = Cadence {
-        interval: config.integrity_interval,
-        timeout: config.integrity_timeout,
-    };
-    let store = Arc::new(Store::new([
-        (CheckName::Tip, tip),
-        (CheckName::Rollback, tip),
-        (CheckName::Info, info),
-        (CheckName::Grest, grest),
-        (CheckName::Mir, integrity),
-        (CheckName::PoolRefunds, integrity),
-        (CheckName::AdaPots, integrity),
-        (CheckName::EpochStake, integrity),
-    ]));
+    let (stop, stopped) = watch::channel(false);
+    let mut scheduler = Scheduler::new(db.clone(), Clock::system());
+    checks::schedule(&config, &mut scheduler);
+    let (store, checks) = scheduler.start(stopped.clone());
     let policy = Arc::new(HealthPolicy::new(&config.health));
     let exposition = Arc::new(metrics::Exposition::new(
         store.clone(),
         db.clone(),
         policy.clone(),
     ));
-
-    let (stop, stopped) = watch::channel(false);
-    let mut scheduler = Scheduler::new(db.clone(), store.clone(), stopped.clone());
-    scheduler.spawn(TipCheck::new(config.chain_override.clone()), tip);
-    scheduler.spawn(RollbackCheck::new(), tip);
-    scheduler.spawn(InfoCheck, info);
-    scheduler.spawn(GrestCheck, grest);
-    // One gate for the four integrity checks: they run one after another on one connection.
-    let settings = IntegritySettings::new(config.integrity_full_interval)
-        .gated(Arc::new(tokio::sync::Semaphore::new(1)));
-    scheduler.spawn(MirCheck::new(settings.clone()), integrity);
-    scheduler.spawn(PoolRefundsCheck::new(settings.clone()), integrity);
-    scheduler.spawn(
-        AdaPotsCheck::new(settings.clone(), config.chain_override.clone()),
-        integrity,
-    );
-    scheduler.spawn(EpochStakeCheck::new(settings), integrity);
 
     let mut background = tokio::task::JoinSet::new();
     if PeerPoller::has_peers(&config.peers) {
@@ -165,7 +128,7 @@ pub async fn serve(
             let _ = stop.send(true);
         })
         .await;
-    scheduler.join().await;
+    checks.join().await;
     while background.join_next().await.is_some() {}
     served.map_err(RunError::Serve)
 }

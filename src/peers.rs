@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use crate::chain::{can_lead, NetworkParams};
 use crate::checks::Tip;
 use crate::config::{parse_peer_url, PeerConfig};
-use crate::scheduler::unix_now;
 use crate::store::{PeerStatus, Store};
 
 /// Peers asked at the same time.
@@ -130,7 +129,7 @@ impl PeerPoller {
         while let Some(Ok((label, result))) = polls.join_next().await {
             let result = result.and_then(|tip| {
                 let own = self.store.tip().map(|(tip, _)| tip);
-                let verdict = implausible(&tip, own.as_ref(), unix_now() as i64);
+                let verdict = implausible(&tip, own.as_ref(), self.store.now_unix() as i64);
                 self.note_plausibility(&label, verdict.as_deref());
                 match verdict {
                     Some(_) => Err(Rejected::Implausible),

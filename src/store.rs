@@ -1,15 +1,19 @@
 //! The latest result of every check: what scrapes, `/health`, `/tip` and the agent read.
 //!
-//! Writers are the scheduler's check tasks (one per check, a few times a minute); readers are
-//! scrapes (any number, any rate). Each check has its own slot behind an uncontended
-//! `RwLock`, and readers take cheap snapshots (findings are shared through `Arc`), so a
-//! scrape never waits on the database and never sees half a result.
+//! Writers are the scheduler's check tasks (one per check, a few times a minute) and the peer
+//! poller; readers are scrapes, `/health`, `/tip` and the agent (any number, any rate). Each
+//! check has its own slot behind an uncontended `RwLock`, created when the check is
+//! registered and fixed before anything is served, and readers take cheap snapshots
+//! (findings are shared through `Arc`), so a scrape never waits on the database and never
+//! sees half a result. The store also carries the [`Clock`] that stamps results and that
+//! readers compare them with.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::checks::{Cadence, CheckError, CheckName, Findings, Outcome, Tip, Verdict};
+use crate::clock::Clock;
 
 /// One check's latest state.
 #[derive(Clone, Debug, Default)]
@@ -85,11 +89,15 @@ pub struct Store {
     peers: RwLock<Arc<Vec<PeerStatus>>>,
     /// Bumped by every write, so readers can tell whether anything changed.
     generation: AtomicU64,
+    clock: Clock,
 }
 
 impl Store {
-    /// A store with an empty slot for each scheduled check.
-    pub fn new(checks: impl IntoIterator<Item = (CheckName, Cadence)>) -> Store {
+    /// A store with an empty slot for each scheduled check, stamping results with `clock`.
+    ///
+    /// # Panics
+    /// If a check is listed twice: each check has exactly one slot.
+    pub fn new(clock: Clock, checks: impl IntoIterator<Item = (CheckName, Cadence)>) -> Store {
         let mut entries: Vec<CheckEntry> = checks
             .into_iter()
             .map(|(name, cadence)| CheckEntry {
@@ -99,26 +107,38 @@ impl Store {
             })
             .collect();
         entries.sort_by_key(|entry| entry.name);
+        if let Some(twice) = entries.windows(2).find(|pair| pair[0].name == pair[1].name) {
+            panic!("check {} is registered twice", twice[0].name);
+        }
         Store {
             entries,
             peers: RwLock::default(),
             generation: AtomicU64::new(0),
+            clock,
         }
+    }
+
+    /// The clock results are stamped with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now, by the store's clock (unix seconds).
+    pub fn now_unix(&self) -> f64 {
+        self.clock.now_unix()
     }
 
     fn entry(&self, name: CheckName) -> Option<&CheckEntry> {
         self.entries.iter().find(|entry| entry.name == name)
     }
 
-    /// Records a finished run.
-    pub fn record(
-        &self,
-        name: CheckName,
-        result: Result<Verdict, CheckError>,
-        duration: Duration,
-        now_unix: f64,
-    ) {
+    /// Records a finished run, stamped with the store's clock. Only registered checks run,
+    /// so every name has a slot.
+    pub fn record(&self, name: CheckName, result: Result<Verdict, CheckError>, duration: Duration) {
+        let now_unix = self.clock.now_unix();
         let Some(entry) = self.entry(name) else {
+            debug_assert!(false, "check {name} has no slot");
+            tracing::error!(check = %name, "a check without a store slot ran");
             return;
         };
         let mut state = entry.state.write().unwrap_or_else(PoisonError::into_inner);
@@ -224,7 +244,8 @@ mod tests {
 
     #[test]
     fn a_failed_run_keeps_the_last_findings_and_counts_the_outcome() {
-        let store = Store::new([(CheckName::Rollback, cadence())]);
+        let clock = Clock::pinned(100.0);
+        let store = Store::new(clock.clone(), [(CheckName::Rollback, cadence())]);
         let stats = RollbackStats {
             total: 1,
             last_depth: 2,
@@ -233,15 +254,14 @@ mod tests {
             CheckName::Rollback,
             Ok(Verdict::Found(Findings::Rollback(stats.clone()))),
             Duration::from_millis(3),
-            100.0,
         );
+        clock.set(105.0);
         store.record(
             CheckName::Rollback,
             Err(CheckError::Timeout(
                 "canceling statement due to statement timeout".into(),
             )),
             Duration::from_secs(1),
-            105.0,
         );
         let state = store.state(CheckName::Rollback).unwrap();
         assert_eq!(state.runs, [1, 0, 1]);
@@ -251,19 +271,26 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "check tip is registered twice")]
+    fn a_check_has_one_slot() {
+        Store::new(
+            Clock::system(),
+            [(CheckName::Tip, cadence()), (CheckName::Tip, cadence())],
+        );
+    }
+
+    #[test]
     fn not_applicable_drops_findings() {
-        let store = Store::new([(CheckName::Rollback, cadence())]);
+        let store = Store::new(Clock::pinned(1.0), [(CheckName::Rollback, cadence())]);
         store.record(
             CheckName::Rollback,
             Ok(Verdict::Found(Findings::Rollback(RollbackStats::default()))),
             Duration::ZERO,
-            1.0,
         );
         store.record(
             CheckName::Rollback,
             Ok(Verdict::NotApplicable("why".into())),
             Duration::ZERO,
-            2.0,
         );
         let state = store.state(CheckName::Rollback).unwrap();
         assert_eq!(state.applicable, Some(false));

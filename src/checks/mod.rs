@@ -14,6 +14,7 @@ pub mod info;
 pub mod mir;
 pub mod pool_refunds;
 pub mod rollback;
+mod schedule;
 pub mod tip;
 
 use std::fmt;
@@ -35,6 +36,7 @@ pub use info::{Info, InfoCheck};
 pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
 pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use rollback::{RollbackCheck, RollbackStats};
+pub use schedule::{schedule, Registry};
 pub use tip::{Tip, TipCheck};
 
 /// Every check the exporter knows; the value of the `check` label.

@@ -26,6 +26,9 @@ pub enum CheckError {
     /// A query failed for another reason.
     #[error("query failed: {0}")]
     Query(String),
+    /// The check itself failed (it panicked); the scheduler caught it and keeps its schedule.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The data broke an assumption the check relies on.
     #[error("unexpected data: {0}")]
     Data(String),
@@ -107,4 +110,3 @@ impl From<PoolError> for CheckError {
         }
     }
 }
-

@@ -46,6 +46,25 @@ pub struct PoolStatus {
     pub max: usize,
 }
 
+/// Something that knows the pool's occupancy without touching the database (the metrics read
+/// it at scrape time; tests give a fixed one).
+pub trait PoolStatusSource: Send + Sync {
+    /// Occupancy now.
+    fn pool_status(&self) -> PoolStatus;
+}
+
+impl PoolStatusSource for Database {
+    fn pool_status(&self) -> PoolStatus {
+        self.status()
+    }
+}
+
+impl PoolStatusSource for PoolStatus {
+    fn pool_status(&self) -> PoolStatus {
+        *self
+    }
+}
+
 /// A pooled connection together with the schema it was probed against.
 pub struct Session {
     /// The pooled connection.

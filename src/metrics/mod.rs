@@ -27,9 +27,8 @@ use prometheus_client::registry::Registry;
 
 pub use negotiate::{negotiate, Format};
 
-use crate::db::{Database, PoolStatus};
+use crate::db::{PoolStatus, PoolStatusSource};
 use crate::health::HealthPolicy;
-use crate::scheduler::unix_now;
 use crate::store::Store;
 
 /// Content type of an OpenMetrics response (the crate defines no constant for it).
@@ -48,7 +47,7 @@ pub const TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text
 pub struct Exposition {
     registry: Registry,
     store: Arc<Store>,
-    db: Arc<Database>,
+    pool: Arc<dyn PoolStatusSource>,
     /// One slot per [`Format`].
     cache: [Mutex<Option<Rendered>>; 2],
 }
@@ -67,18 +66,23 @@ struct RenderKey {
 }
 
 impl Exposition {
-    /// An exposition of `store`, the pool of `db`, and the health state under `policy`.
-    pub fn new(store: Arc<Store>, db: Arc<Database>, policy: Arc<HealthPolicy>) -> Exposition {
+    /// An exposition of `store` (and its clock), the occupancy `pool` reports, and the
+    /// health state under `policy`. Nothing here touches a database.
+    pub fn new(
+        store: Arc<Store>,
+        pool: Arc<dyn PoolStatusSource>,
+        policy: Arc<HealthPolicy>,
+    ) -> Exposition {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(ExporterCollector {
             store: store.clone(),
-            db: db.clone(),
+            pool: pool.clone(),
             policy,
         }));
         Exposition {
             registry,
             store,
-            db,
+            pool,
             cache: Default::default(),
         }
     }
@@ -87,8 +91,8 @@ impl Exposition {
     pub fn render(&self, format: Format) -> Result<Bytes, fmt::Error> {
         let key = RenderKey {
             generation: self.store.generation(),
-            second: unix_now().floor() as i64,
-            pool: self.db.status(),
+            second: self.store.now_unix().floor() as i64,
+            pool: self.pool.pool_status(),
         };
         let slot = &self.cache[format as usize];
         if let Some(rendered) = lock(slot).as_ref().filter(|rendered| rendered.key == key) {
@@ -120,7 +124,7 @@ fn encode(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
 /// Reads the store at scrape time.
 struct ExporterCollector {
     store: Arc<Store>,
-    db: Arc<Database>,
+    pool: Arc<dyn PoolStatusSource>,
     policy: Arc<HealthPolicy>,
 }
 
@@ -133,11 +137,11 @@ impl fmt::Debug for ExporterCollector {
 impl Collector for ExporterCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let scrape = Scrape {
-            now: unix_now(),
+            now: self.store.now_unix(),
             checks: self.store.snapshot(),
             peers: self.store.peers(),
         };
-        core::encode(&mut encoder, &scrape, &self.db.status())?;
+        core::encode(&mut encoder, &scrape, &self.pool.pool_status())?;
         integrity::encode(&mut encoder, &scrape)?;
         routing::encode(&mut encoder, &scrape, &self.policy)
     }
@@ -226,7 +230,8 @@ mod tests {
 
     use super::*;
     use crate::checks::{Cadence, CheckName, Findings, RollbackStats, Verdict};
-    use crate::config::{Config, HealthConfig};
+    use crate::clock::Clock;
+    use crate::config::HealthConfig;
 
     #[tokio::test]
     async fn renders_once_until_the_store_changes() {
@@ -234,12 +239,17 @@ mod tests {
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(1),
         };
-        let store = Arc::new(Store::new([(CheckName::Rollback, cadence)]));
-        // The pool connects lazily: no database is needed to render.
-        let config = Config::with_database("postgres://nobody@127.0.0.1:1/none".parse().unwrap());
-        let db = Arc::new(Database::new(&config).unwrap());
+        let store = Arc::new(Store::new(
+            Clock::pinned(1_800_000_000.0),
+            [(CheckName::Rollback, cadence)],
+        ));
+        let pool = Arc::new(PoolStatus {
+            idle: 1,
+            active: 0,
+            max: 3,
+        });
         let policy = Arc::new(HealthPolicy::new(&HealthConfig::default()));
-        let exposition = Exposition::new(store.clone(), db, policy);
+        let exposition = Exposition::new(store.clone(), pool, policy);
 
         let record = |total| {
             let stats = RollbackStats {
@@ -250,19 +260,15 @@ mod tests {
                 CheckName::Rollback,
                 Ok(Verdict::Found(Findings::Rollback(stats))),
                 Duration::ZERO,
-                unix_now(),
             );
         };
         record(1);
-        // Two renders in a row share one encoding (a second boundary between them would
-        // force a new one; three attempts cannot all straddle one).
-        let cached = (0..3).any(|_| {
-            let first = exposition.render(Format::Text).unwrap();
-            let again = exposition.render(Format::Text).unwrap();
-            first.as_ptr() == again.as_ptr()
-        });
-        assert!(
-            cached,
+        // Two renders in the same second share one encoding (the clock is pinned).
+        let first = exposition.render(Format::Text).unwrap();
+        let again = exposition.render(Format::Text).unwrap();
+        assert_eq!(
+            first.as_ptr(),
+            again.as_ptr(),
             "a second render in the same second is served from the cache"
         );
         let first = exposition.render(Format::Text).unwrap();

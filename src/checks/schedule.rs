@@ -1,0 +1,47 @@
+//! The one list of checks: every check the exporter runs, and on which cadence.
+//!
+//! Adding a check is its file, one line here, and its encoder in `metrics`. The scheduler
+//! creates each registered check's store slot, so nothing else lists the checks.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::{
+    AdaPotsCheck, Cadence, Check, EpochStakeCheck, GrestCheck, InfoCheck, IntegritySettings,
+    MirCheck, PoolRefundsCheck, RollbackCheck, TipCheck,
+};
+use crate::config::Config;
+
+/// Where checks are registered (the scheduler, or a test's stand-in).
+pub trait Registry {
+    /// Runs `check` on `cadence`.
+    fn register<C: Check>(&mut self, check: C, cadence: Cadence);
+}
+
+/// Registers every check `config` asks for.
+pub fn schedule(config: &Config, registry: &mut impl Registry) {
+    let cadence = |interval| Cadence {
+        interval,
+        timeout: config.check_timeout,
+    };
+    let tip = cadence(config.tip_interval);
+    let integrity = Cadence {
+        interval: config.integrity_interval,
+        timeout: config.integrity_timeout,
+    };
+    registry.register(TipCheck::new(config.chain_override.clone()), tip);
+    registry.register(RollbackCheck::new(), tip);
+    registry.register(InfoCheck, cadence(config.info_interval));
+    registry.register(GrestCheck, cadence(config.grest_interval));
+    // One gate for the integrity checks: they run one after another on one connection.
+    let settings =
+        IntegritySettings::new(config.integrity_full_interval).gated(Arc::new(Semaphore::new(1)));
+    registry.register(MirCheck::new(settings.clone()), integrity);
+    registry.register(PoolRefundsCheck::new(settings.clone()), integrity);
+    registry.register(
+        AdaPotsCheck::new(settings.clone(), config.chain_override.clone()),
+        integrity,
+    );
+    registry.register(EpochStakeCheck::new(settings), integrity);
+}
