@@ -22,12 +22,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(config.listen_address).await {
+    let listener = match tokio::net::TcpListener::bind(config.web.listen_address).await {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!(
                 "error: cannot listen on {} (--web.listen-address): {error}",
-                config.listen_address
+                config.web.listen_address
             );
             return ExitCode::FAILURE;
         }

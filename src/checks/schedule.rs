@@ -23,20 +23,20 @@ pub trait Registry {
 pub fn schedule(config: &Config, registry: &mut impl Registry) {
     let cadence = |interval| Cadence {
         interval,
-        timeout: config.check_timeout,
+        timeout: config.checks.check_timeout,
     };
-    let tip = cadence(config.tip_interval);
+    let tip = cadence(config.checks.tip_interval);
     let integrity = Cadence {
-        interval: config.integrity_interval,
-        timeout: config.integrity_timeout,
+        interval: config.checks.integrity_interval,
+        timeout: config.checks.integrity_timeout,
     };
     registry.register(TipCheck::new(config.chain_override.clone()), tip);
     registry.register(RollbackCheck::new(), tip);
-    registry.register(InfoCheck, cadence(config.info_interval));
-    registry.register(GrestCheck, cadence(config.grest_interval));
+    registry.register(InfoCheck, cadence(config.checks.info_interval));
+    registry.register(GrestCheck, cadence(config.checks.grest_interval));
     // One gate for the integrity checks: they run one after another on one connection.
-    let settings =
-        IntegritySettings::new(config.integrity_full_interval).gated(Arc::new(Semaphore::new(1)));
+    let settings = IntegritySettings::new(config.checks.integrity_full_interval)
+        .gated(Arc::new(Semaphore::new(1)));
     registry.register(MirCheck::new(settings.clone()), integrity);
     registry.register(PoolRefundsCheck::new(settings.clone()), integrity);
     registry.register(

@@ -77,7 +77,7 @@ impl Database {
     /// Builds the pool. No connection is opened yet: a database that is down at start-up is
     /// a status reported by the checks, not a start-up failure.
     pub fn new(config: &Config) -> Result<Database, CheckError> {
-        let mut pg = config.database.clone();
+        let mut pg = config.db.connection.clone();
         // Every statement the server runs for us is capped, whichever check issued it; each
         // check lowers it further with SET LOCAL.
         let statement_cap = config.max_check_timeout();
@@ -85,10 +85,10 @@ impl Database {
         pg.options(format!(
             "{user_options} -c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={}",
             statement_cap.as_millis(),
-            config.lock_timeout.as_millis(),
+            config.db.lock_timeout.as_millis(),
         ));
         pg.application_name(APPLICATION_NAME);
-        pg.connect_timeout(config.connect_timeout);
+        pg.connect_timeout(config.db.connect_timeout);
         pg.keepalives(true);
 
         let reprobe = Arc::new(AtomicBool::new(true));
@@ -101,10 +101,10 @@ impl Database {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
-            .wait_timeout(Some(config.connect_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .recycle_timeout(Some(config.connect_timeout))
+            .max_size(config.db.pool_size)
+            .wait_timeout(Some(config.db.connect_timeout))
+            .create_timeout(Some(config.db.connect_timeout))
+            .recycle_timeout(Some(config.db.connect_timeout))
             .runtime(Runtime::Tokio1)
             .post_create(Hook::sync_fn(move |_, _| {
                 flag.store(true, Ordering::Relaxed);
@@ -116,7 +116,7 @@ impl Database {
             pool,
             schema: Mutex::new(None),
             reprobe,
-            lock_timeout: config.lock_timeout,
+            lock_timeout: config.db.lock_timeout,
         })
     }
 

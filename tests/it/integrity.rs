@@ -614,7 +614,7 @@ pub(crate) async fn ledger_disabled_is_not_applicable(version: SchemaVersion) {
     fixture.tx_in_epoch(301).await;
 
     let mut settings = config(&db.reader_url());
-    settings.integrity_interval = Duration::from_millis(300);
+    settings.checks.integrity_interval = Duration::from_millis(300);
     let exporter = Exporter::start(settings).await;
     let mut body = String::new();
     for check in ["mir", "pool_refunds", "ada_pots", "epoch_stake"] {
@@ -850,7 +850,7 @@ pub(crate) async fn every_integrity_metric_in_a_scrape(version: SchemaVersion) {
     let _ = pools;
 
     let mut settings = config(&db.reader_url());
-    settings.integrity_interval = Duration::from_millis(300);
+    settings.checks.integrity_interval = Duration::from_millis(300);
     let exporter = Exporter::start(settings).await;
     for check in ["mir", "pool_refunds", "ada_pots", "epoch_stake"] {
         wait_for_value(

@@ -37,7 +37,7 @@ async fn pinned_koios(position: f64) -> (Exporter, Fixture, NetworkParams) {
     // Tip block 1004 in epoch 10.
     fixture.execute(&koios_rows(1004 - 5, 11)).await;
     let mut settings = config(&db.reader_url());
-    settings.grest_interval = Duration::from_millis(200);
+    settings.checks.grest_interval = Duration::from_millis(200);
     settings.chain_override = Some(params.clone());
     let exporter = Exporter::start(settings).await;
     (exporter, fixture, params)
@@ -166,7 +166,7 @@ async fn an_expected_koios_version_drains_on_another() {
     fixture.execute(grest_ddl()).await;
     fixture.execute(&koios_rows(1000, 11)).await;
     let mut settings = config(&db.reader_url());
-    settings.grest_interval = Duration::from_millis(200);
+    settings.checks.grest_interval = Duration::from_millis(200);
     settings.chain_override = Some(params);
     settings.health.grest_expected_version = Some("v1.3.2".into());
     let exporter = Exporter::start(settings).await;
@@ -248,7 +248,7 @@ async fn koios_timestamps_are_read_in_every_datestyle() {
             .map(|row| row.get(0))
             .collect();
         let mut settings = config(&db.reader_url());
-        settings.grest_interval = Duration::from_millis(200);
+        settings.checks.grest_interval = Duration::from_millis(200);
         settings.chain_override = Some(params);
         let exporter = Exporter::start(settings).await;
         let body = wait_for_value(&exporter, "dbsync_check_success{check=\"grest\"}", 1.0).await;

@@ -18,8 +18,8 @@ async fn the_session_guard_refuses_writes_even_for_a_superuser() {
     let db = Cluster::shared().create_database("guard").await;
     let _fixture = chain(&db, SchemaVersion::V13_6, "mainnet", unix_now(), 2).await;
     let mut settings = config(&db.superuser_url());
-    settings.check_timeout = Duration::from_secs(3);
-    settings.integrity_timeout = Duration::from_secs(5);
+    settings.checks.check_timeout = Duration::from_secs(3);
+    settings.checks.integrity_timeout = Duration::from_secs(5);
     // The connection-wide cap is the longest check timeout.
     assert_eq!(settings.max_check_timeout(), Duration::from_secs(5));
     let database = Database::new(&settings).unwrap();
@@ -60,8 +60,8 @@ async fn a_slow_check_times_out_on_the_server_and_the_others_keep_working() {
     let db = Cluster::shared().create_database("timeout").await;
     let _fixture = chain(&db, SchemaVersion::V13_6, "mainnet", unix_now(), 3).await;
     let mut settings = config(&db.reader_url());
-    settings.check_timeout = Duration::from_secs(1);
-    settings.lock_timeout = Duration::from_secs(30); // the statement timeout must be what fires
+    settings.checks.check_timeout = Duration::from_secs(1);
+    settings.db.lock_timeout = Duration::from_secs(30); // the statement timeout must be what fires
     settings.health.tip_failure_grace = Duration::from_secs(1);
     let exporter = Exporter::start(settings).await;
     wait_for_value(&exporter, "dbsync_up", 1.0).await;
@@ -200,10 +200,10 @@ async fn a_thousand_scrapes_cost_the_database_nothing() {
     let fixture = chain(&db, SchemaVersion::V13_6, "mainnet", unix_now(), 3).await;
     fixture.epoch_sync_time(510, 321, "following").await;
     let mut settings = config(&db.reader_url());
-    settings.tip_interval = Duration::from_secs(3600);
-    settings.info_interval = Duration::from_secs(3600);
-    settings.grest_interval = Duration::from_secs(3600);
-    settings.integrity_interval = Duration::from_secs(3600);
+    settings.checks.tip_interval = Duration::from_secs(3600);
+    settings.checks.info_interval = Duration::from_secs(3600);
+    settings.checks.grest_interval = Duration::from_secs(3600);
+    settings.checks.integrity_interval = Duration::from_secs(3600);
     let exporter = Exporter::start(settings).await;
     // Every scheduled check has finished its first run (the next is an hour away).
     eventually(

@@ -30,7 +30,7 @@ async fn koios_caches_are_exported_and_drain_when_late() {
         ))
         .await;
     let mut settings = config(&db.reader_url());
-    settings.grest_interval = Duration::from_millis(300);
+    settings.checks.grest_interval = Duration::from_millis(300);
     let exporter = Exporter::start(settings).await;
     // The health reasons below need the tip check's result as well as the grest check's.
     wait_for_value(&exporter, "dbsync_up", 1.0).await;
@@ -143,7 +143,7 @@ async fn without_grest_the_check_does_not_apply() {
     let db = Cluster::shared().create_database("no_grest").await;
     let _fixture = chain(&db, SchemaVersion::V13_7, "preview", unix_now() - 10, 2).await;
     let mut settings = config(&db.reader_url());
-    settings.grest_interval = Duration::from_millis(300);
+    settings.checks.grest_interval = Duration::from_millis(300);
     let exporter = Exporter::start(settings).await;
     let body = wait_for_value(&exporter, "dbsync_check_applicable{check=\"grest\"}", 0.0).await;
     assert_eq!(must(&body, "dbsync_check_success{check=\"grest\"}"), 1.0);

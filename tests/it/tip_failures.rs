@@ -10,9 +10,9 @@ use crate::common::{chain, config, eventually, must, unix_now, value, wait_for_v
 /// `--tip-interval 2s` with the default grace of three intervals.
 fn slow_tip_settings(db: &TestDatabase) -> dbsync_exporter::Config {
     let mut settings = config(&db.reader_url());
-    settings.tip_interval = Duration::from_secs(2);
-    settings.health.tip_failure_grace = settings.tip_interval * 3;
-    settings.lock_timeout = Duration::from_secs(1);
+    settings.checks.tip_interval = Duration::from_secs(2);
+    settings.health.tip_failure_grace = settings.checks.tip_interval * 3;
+    settings.db.lock_timeout = Duration::from_secs(1);
     settings
 }
 

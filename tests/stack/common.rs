@@ -31,13 +31,13 @@ use tokio_postgres::Client;
 /// threshold) comfortably exceed scrape plus evaluation delay on a loaded CI machine.
 pub fn config(url: &str, peers: &[SocketAddr]) -> Config {
     let mut config = Config::with_database(url.parse().unwrap());
-    config.tip_interval = Duration::from_secs(2);
-    config.info_interval = Duration::from_secs(3);
-    config.grest_interval = Duration::from_secs(3);
-    config.integrity_interval = Duration::from_secs(10);
-    config.integrity_timeout = Duration::from_secs(30);
-    config.check_timeout = Duration::from_secs(10);
-    config.connect_timeout = Duration::from_secs(5);
+    config.checks.tip_interval = Duration::from_secs(2);
+    config.checks.info_interval = Duration::from_secs(3);
+    config.checks.grest_interval = Duration::from_secs(3);
+    config.checks.integrity_interval = Duration::from_secs(10);
+    config.checks.integrity_timeout = Duration::from_secs(30);
+    config.checks.check_timeout = Duration::from_secs(10);
+    config.db.connect_timeout = Duration::from_secs(5);
     config.peers.urls = peers
         .iter()
         .map(|peer| format!("http://{peer}/").parse().unwrap())

@@ -87,10 +87,10 @@ impl Drop for Exporter {
 /// A config for `url` with fast checks.
 pub fn config(url: &str) -> Config {
     let mut config = Config::with_database(url.parse().unwrap());
-    config.tip_interval = Duration::from_millis(200);
-    config.info_interval = Duration::from_millis(500);
-    config.check_timeout = Duration::from_secs(5);
-    config.connect_timeout = Duration::from_secs(2);
+    config.checks.tip_interval = Duration::from_millis(200);
+    config.checks.info_interval = Duration::from_millis(500);
+    config.checks.check_timeout = Duration::from_secs(5);
+    config.db.connect_timeout = Duration::from_secs(2);
     config
 }
 

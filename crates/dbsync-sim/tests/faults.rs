@@ -40,11 +40,11 @@ async fn check(version: SchemaVersion, faults: FaultSet) {
     .await;
 
     let mut config = Config::with_database(db.reader_url().parse().unwrap());
-    config.tip_interval = Duration::from_millis(500);
-    config.info_interval = Duration::from_secs(1);
-    config.integrity_interval = Duration::from_secs(2);
-    config.integrity_timeout = Duration::from_secs(60);
-    config.check_timeout = Duration::from_secs(10);
+    config.checks.tip_interval = Duration::from_millis(500);
+    config.checks.info_interval = Duration::from_secs(1);
+    config.checks.integrity_interval = Duration::from_secs(2);
+    config.checks.integrity_timeout = Duration::from_secs(60);
+    config.checks.check_timeout = Duration::from_secs(10);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
