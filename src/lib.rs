@@ -6,20 +6,28 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: flags and `DBSYNC_EXPORTER_*` variables, validated into a [`Config`].
-//! - [`logging`], [`shutdown`]: process plumbing.
-//! - [`db`]: the small read-only connection pool and the schema probe.
-//! - [`chain`]: network constants and slot arithmetic.
-//! - [`checks`]: one file per check; each returns typed findings.
-//! - [`scheduler`]: one task per check, its interval, timeout and jitter.
-//! - [`store`]: the latest result of every check.
-//! - [`metrics`]: encodes the store for Prometheus at scrape time.
-//! - [`health`]: the policy that turns the store into up / drain / down.
-//! - [`http`]: the axum router; [`agent`]: the HAProxy agent-check listener.
-//! - [`peers`]: polls other providers' sidecars for the fleet's tip.
+//! Each layer uses only the layers listed before it:
 //!
-//! Data flow: `Config` → [`db::Database`] → [`scheduler::Scheduler`] writes the
-//! [`store::Store`] → [`http`] handlers and the [`metrics`] collector read it.
+//! - [`chain`]: network constants and slot arithmetic; [`clock`]: the injectable wall clock;
+//!   [`shutdown`]: the stop signal.
+//! - [`config`]: flags and `DBSYNC_EXPORTER_*` variables (defaults written once, in the flag
+//!   definitions), validated into a [`Config`]; [`logging`].
+//! - [`db`]: the small read-only connection pool, the schema probe, and [`db::CheckError`],
+//!   the classes every database failure falls into.
+//! - [`checks`]: one file per check, each returning typed findings, and
+//!   [`checks::schedule`], the one list of checks.
+//! - [`store`]: the latest result of every check (one slot per registered check) and of the
+//!   peers, stamped by the clock.
+//! - [`scheduler`]: one task per registered check (interval, timeout, jitter, a caught
+//!   panic), writing the store; [`peers`]: polls other providers' sidecars and writes the
+//!   store too.
+//! - [`health`]: the policy that turns the store into up / drain / down.
+//! - [`metrics`] (reads the store and the pool's status), [`http`] (the axum router) and
+//!   [`agent`] (the HAProxy agent-check listener): what scrapers and balancers see.
+//!
+//! Data flow: `Config` → [`db::Database`] → [`checks`] run by the [`scheduler::Scheduler`]
+//! (and the [`peers::PeerPoller`]) → [`store::Store`] → [`health::HealthPolicy`] →
+//! [`metrics`] / [`http`] / [`agent`]. Scrapes never touch the database.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

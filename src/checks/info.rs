@@ -44,13 +44,13 @@ impl Check for InfoCheck {
     async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
         let last_epoch_sync = if ctx.schema.has_table("epoch_sync_time") {
             let statement = ctx.tx.prepare_cached(EPOCH_SYNC_SQL).await?;
-            ctx.tx
-                .query_opt(&statement, &[])
-                .await?
-                .map(|row| EpochSync {
-                    epoch_no: row.get(0),
-                    seconds: row.get(1),
-                })
+            match ctx.tx.query_opt(&statement, &[]).await? {
+                Some(row) => Some(EpochSync {
+                    epoch_no: row.try_get(0)?,
+                    seconds: row.try_get(1)?,
+                }),
+                None => None,
+            }
         } else {
             None
         };

@@ -57,8 +57,8 @@ impl Check for RollbackCheck {
                 .query(&statement, &[&low, &high])
                 .await?
                 .into_iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect();
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect::<Result<_, tokio_postgres::Error>>()?;
             let lowest_changed = self
                 .window
                 .iter()
@@ -82,8 +82,8 @@ impl Check for RollbackCheck {
             .query(&statement, &[])
             .await?
             .into_iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()?;
         Ok(Verdict::Found(Findings::Rollback(self.stats.clone())))
     }
 }

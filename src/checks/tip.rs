@@ -74,18 +74,18 @@ impl Check for TipCheck {
             .clone()
             .or_else(|| network.as_deref().and_then(NetworkParams::known));
         Ok(Verdict::Found(Findings::Tip(Tip {
-            id: row.get(0),
+            id: row.try_get(0)?,
             block_no: row
-                .get::<_, Option<i64>>(1)
+                .try_get::<_, Option<i64>>(1)?
                 .ok_or_else(|| missing("block_no"))?,
             slot_no: row
-                .get::<_, Option<i64>>(2)
+                .try_get::<_, Option<i64>>(2)?
                 .ok_or_else(|| missing("slot_no"))?,
             epoch_no: row
-                .get::<_, Option<i64>>(3)
+                .try_get::<_, Option<i64>>(3)?
                 .ok_or_else(|| missing("epoch_no"))?,
-            hash: row.get(4),
-            time_unix: row.get(5),
+            hash: row.try_get(4)?,
+            time_unix: row.try_get(5)?,
             network,
             params,
         })))

@@ -69,10 +69,10 @@ impl Schema {
                 &[],
             )
             .await?;
-        if !row.get::<_, bool>(0) {
+        if !row.try_get::<_, bool>(0)? {
             return Err(CheckError::NotDbSync("no schema_version table".into()));
         }
-        let has_grest: bool = row.get(1);
+        let has_grest: bool = row.try_get(1)?;
 
         let versions = client
             .query(
@@ -84,8 +84,11 @@ impl Schema {
         let version = versions
             .first()
             .ok_or_else(|| CheckError::NotDbSync("schema_version is empty".into()))?;
-        let (stage_one, stage_two, stage_three): (i64, i64, i64) =
-            (version.get(0), version.get(1), version.get(2));
+        let (stage_one, stage_two, stage_three): (i64, i64, i64) = (
+            version.try_get(0)?,
+            version.try_get(1)?,
+            version.try_get(2)?,
+        );
 
         let network = if has_table(client, "meta").await? {
             client
@@ -95,7 +98,8 @@ impl Schema {
                 )
                 .await?
                 .first()
-                .map(|row| row.get::<_, String>(0))
+                .map(|row| row.try_get::<_, String>(0))
+                .transpose()?
         } else {
             None
         };
@@ -111,8 +115,8 @@ impl Schema {
             )
             .await?
         {
-            let name: String = row.get(0);
-            let kind: String = row.get(1);
+            let name: String = row.try_get(0)?;
+            let kind: String = row.try_get(1)?;
             if name == "epoch" && kind == "v" {
                 epoch_is_view = true;
             }
@@ -128,8 +132,8 @@ impl Schema {
             )
             .await?
             .iter()
-            .map(|row| row.get::<_, String>(0))
-            .collect();
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()?;
 
         let instant_rewards = if tables.contains("reward_rest") {
             InstantRewardTable::RewardRest
@@ -181,7 +185,7 @@ async fn has_table(client: &Client, name: &str) -> Result<bool, CheckError> {
             &[&name],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.try_get(0)?)
 }
 
 /// The db-sync release that ships a given `schema_version.stage_two` (shared reference §2).
