@@ -4,7 +4,7 @@
 //! Everything that can be wrong with the configuration is found here, before any I/O, and
 //! reported as one line naming the flag. The database password is never part of an error,
 //! a log line or `--help` (env values are hidden, the URL is parsed outside clap so clap
-//! never echoes it). Defaults are written once, in the flag definitions ([`args`]); the
+//! never echoes it). Defaults are written once, in the flag definitions ([`Args`]); the
 //! [`Config`] groups mirror the flag groups.
 
 mod args;
