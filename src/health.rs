@@ -354,45 +354,41 @@ impl HealthPolicy {
             }
         }
         let max_lag = self.config.grest_stake_distribution_lag_blocks;
-        match (
+        let stake_distribution = ControlRow {
+            cache: "stake distribution cache",
+            key: STAKE_DISTRIBUTION_KEY,
+            holds: "a block number",
+        };
+        if let Some(problem) = stake_distribution.problem(
             grest.lag(STAKE_DISTRIBUTION_KEY),
-            grest.unreadable(STAKE_DISTRIBUTION_KEY),
+            grest,
+            |lag| {
+                (lag > max_lag).then(|| {
+                    format!("stake distribution cache {lag} blocks behind (max {max_lag})")
+                })
+            },
+            format!("stake distribution cache never computed (no {STAKE_DISTRIBUTION_KEY})"),
         ) {
-            (Some(lag), _) if lag > max_lag => drain(
-                Reason::GrestStakeDistributionCache,
-                format!("stake distribution cache {lag} blocks behind (max {max_lag})"),
-            ),
-            (Some(_), _) => {}
-            (None, Some(value)) => drain(
-                Reason::GrestStakeDistributionCache,
-                format!("stake distribution cache: {STAKE_DISTRIBUTION_KEY} {value:?} is not a block number"),
-            ),
-            (None, None) => drain(
-                Reason::GrestStakeDistributionCache,
-                format!("stake distribution cache never computed (no {STAKE_DISTRIBUTION_KEY})"),
-            ),
+            drain(Reason::GrestStakeDistributionCache, problem);
         }
         let max_age = secs(self.config.grest_pool_history_max_age);
-        match (
+        let pool_history = ControlRow {
+            cache: "pool history cache",
+            key: POOL_HISTORY_KEY,
+            holds: "a timestamp",
+        };
+        if let Some(problem) = pool_history.problem(
             grest.last_update(POOL_HISTORY_KEY),
-            grest.unreadable(POOL_HISTORY_KEY),
+            grest,
+            |updated| {
+                let age = now - updated;
+                (age > max_age).then(|| {
+                    format!("pool history cache updated {age:.0} s ago (max {max_age:.0} s)")
+                })
+            },
+            "pool history cache has never been updated".into(),
         ) {
-            (Some(updated), _) if now - updated > max_age => drain(
-                Reason::GrestPoolHistoryCache,
-                format!(
-                    "pool history cache updated {:.0} s ago (max {max_age:.0} s)",
-                    now - updated
-                ),
-            ),
-            (Some(_), _) => {}
-            (None, Some(value)) => drain(
-                Reason::GrestPoolHistoryCache,
-                format!("pool history cache: {POOL_HISTORY_KEY} {value:?} is not a timestamp"),
-            ),
-            (None, None) => drain(
-                Reason::GrestPoolHistoryCache,
-                "pool history cache has never been updated".into(),
-            ),
+            drain(Reason::GrestPoolHistoryCache, problem);
         }
         // Koios writes the newest completed stake epoch, normally the tip's epoch + 1;
         // grest-poll only fails a value older than the tip's epoch, from a sixth in.
@@ -401,25 +397,58 @@ impl HealthPolicy {
         };
         let epoch = tip.epoch_no;
         let length = params.epoch_length(params.epoch_of_slot(tip.slot_no));
-        let past_grace = params.slot_in_epoch(tip.slot_no) * 6 >= length;
-        if !past_grace {
+        if params.slot_in_epoch(tip.slot_no) * 6 < length {
             return;
         }
-        let problem = match (grest.active_stake_epoch, grest.unreadable(ACTIVE_STAKE_KEY)) {
-            (Some(cached), _) if cached >= epoch => return,
-            (Some(cached), _) => format!("active stake cache is on epoch {cached}"),
-            (None, Some(value)) => {
-                format!("active stake cache: {ACTIVE_STAKE_KEY} {value:?} is not an epoch")
-            }
-            (None, None) => format!("active stake cache never computed (no {ACTIVE_STAKE_KEY})"),
+        let active_stake = ControlRow {
+            cache: "active stake cache",
+            key: ACTIVE_STAKE_KEY,
+            holds: "an epoch",
         };
-        drain(
-            Reason::GrestActiveStakeCache,
-            format!(
-                "{problem} in epoch {epoch}, past a sixth of it (Koios wants {epoch} or {})",
-                epoch + 1
-            ),
-        );
+        if let Some(problem) = active_stake.problem(
+            grest.active_stake_epoch,
+            grest,
+            |cached| (cached < epoch).then(|| format!("active stake cache is on epoch {cached}")),
+            format!("active stake cache never computed (no {ACTIVE_STAKE_KEY})"),
+        ) {
+            drain(
+                Reason::GrestActiveStakeCache,
+                format!(
+                    "{problem} in epoch {epoch}, past a sixth of it (Koios wants {epoch} or {})",
+                    epoch + 1
+                ),
+            );
+        }
+    }
+}
+
+/// One `grest.control_table` row a Koios rule reads.
+struct ControlRow {
+    /// The cache, as people call it.
+    cache: &'static str,
+    key: &'static str,
+    /// What the value should be ("a block number").
+    holds: &'static str,
+}
+
+impl ControlRow {
+    /// What is wrong with the row, if anything: `late` judges a readable value; a value that
+    /// cannot be read and a missing row are problems too (grest-poll fails on both).
+    fn problem<T>(
+        &self,
+        value: Option<T>,
+        grest: &Grest,
+        late: impl FnOnce(T) -> Option<String>,
+        missing: String,
+    ) -> Option<String> {
+        match (value, grest.unreadable(self.key)) {
+            (Some(value), _) => late(value),
+            (None, Some(text)) => Some(format!(
+                "{}: {} {text:?} is not {}",
+                self.cache, self.key, self.holds
+            )),
+            (None, None) => Some(missing),
+        }
     }
 }
 
@@ -799,42 +828,17 @@ mod tests {
         assert_eq!(at(100.0), State::Drain);
     }
 
-    #[test]
-    fn stake_distribution_cache_drains_when_late_missing_or_unreadable() {
+    /// Evaluates each case (control table contents, the drain detail expected, or `None`
+    /// for up) at the start, middle and end of an epoch.
+    fn assert_cache_rule(reason: Reason, cases: Vec<(Grest, Option<&str>)>) {
         for position in [0.05, 0.5, 0.99] {
-            let cases = [
-                (vec![(STAKE_DISTRIBUTION_KEY.into(), 2000)], vec![], None),
-                (
-                    vec![(STAKE_DISTRIBUTION_KEY.into(), 2001)],
-                    vec![],
-                    Some("stake distribution cache 2001 blocks behind (max 2000)"),
-                ),
-                (
-                    vec![],
-                    vec![],
-                    Some("stake distribution cache never computed (no stake_distribution_lbh)"),
-                ),
-                (
-                    vec![],
-                    vec![(STAKE_DISTRIBUTION_KEY.into(), String::new())],
-                    Some("stake distribution cache: stake_distribution_lbh \"\" is not a block number"),
-                ),
-            ];
-            for (lag_blocks, unreadable, detail) in cases {
-                let grest = Grest {
-                    lag_blocks,
-                    unreadable,
-                    ..koios(10)
-                };
-                let report = evaluate_grest(&policy(), pinned(position), &grest);
+            for (grest, detail) in &cases {
+                let report = evaluate_grest(&policy(), pinned(position), grest);
                 match detail {
-                    None => assert_eq!(report.state, State::Up),
+                    None => assert_eq!(report.state, State::Up, "{grest:?}"),
                     Some(detail) => {
-                        assert_eq!(
-                            reasons(&report),
-                            [(Reason::GrestStakeDistributionCache, State::Drain)]
-                        );
-                        assert_eq!(report.reasons[0].detail, detail);
+                        assert_eq!(reasons(&report), [(reason, State::Drain)]);
+                        assert_eq!(report.reasons[0].detail, *detail);
                     }
                 }
             }
@@ -842,45 +846,57 @@ mod tests {
     }
 
     #[test]
-    fn pool_history_cache_drains_when_old_missing_or_unreadable() {
-        for position in [0.05, 0.5, 0.99] {
-            let cases = [
-                (vec![(POOL_HISTORY_KEY.into(), NOW - 1000.0)], vec![], None),
+    fn stake_distribution_cache_drains_when_late_missing_or_unreadable() {
+        let with = |lag_blocks: Vec<(String, i64)>, unreadable: Vec<(String, String)>| Grest {
+            lag_blocks,
+            unreadable,
+            ..koios(10)
+        };
+        assert_cache_rule(
+            Reason::GrestStakeDistributionCache,
+            vec![
+                (with(vec![(STAKE_DISTRIBUTION_KEY.into(), 2000)], vec![]), None),
                 (
-                    vec![(POOL_HISTORY_KEY.into(), NOW - 1001.0)],
-                    vec![],
+                    with(vec![(STAKE_DISTRIBUTION_KEY.into(), 2001)], vec![]),
+                    Some("stake distribution cache 2001 blocks behind (max 2000)"),
+                ),
+                (
+                    with(vec![], vec![]),
+                    Some("stake distribution cache never computed (no stake_distribution_lbh)"),
+                ),
+                (
+                    with(vec![], vec![(STAKE_DISTRIBUTION_KEY.into(), String::new())]),
+                    Some("stake distribution cache: stake_distribution_lbh \"\" is not a block number"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn pool_history_cache_drains_when_old_missing_or_unreadable() {
+        let with = |last_updates: Vec<(String, f64)>, unreadable: Vec<(String, String)>| Grest {
+            last_updates,
+            unreadable,
+            ..koios(10)
+        };
+        assert_cache_rule(
+            Reason::GrestPoolHistoryCache,
+            vec![
+                (with(vec![(POOL_HISTORY_KEY.into(), NOW - 1000.0)], vec![]), None),
+                (
+                    with(vec![(POOL_HISTORY_KEY.into(), NOW - 1001.0)], vec![]),
                     Some("pool history cache updated 1001 s ago (max 1000 s)"),
                 ),
                 (
-                    vec![],
-                    vec![],
+                    with(vec![], vec![]),
                     Some("pool history cache has never been updated"),
                 ),
                 (
-                    vec![],
-                    vec![(POOL_HISTORY_KEY.into(), "yesterday".into())],
+                    with(vec![], vec![(POOL_HISTORY_KEY.into(), "yesterday".into())]),
                     Some("pool history cache: pool_history_cache_last_updated \"yesterday\" is not a timestamp"),
                 ),
-            ];
-            for (last_updates, unreadable, detail) in cases {
-                let grest = Grest {
-                    last_updates,
-                    unreadable,
-                    ..koios(10)
-                };
-                let report = evaluate_grest(&policy(), pinned(position), &grest);
-                match detail {
-                    None => assert_eq!(report.state, State::Up),
-                    Some(detail) => {
-                        assert_eq!(
-                            reasons(&report),
-                            [(Reason::GrestPoolHistoryCache, State::Drain)]
-                        );
-                        assert_eq!(report.reasons[0].detail, detail);
-                    }
-                }
-            }
-        }
+            ],
+        );
     }
 
     #[test]

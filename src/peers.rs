@@ -151,13 +151,7 @@ impl PeerPoller {
                 // Not an outage: poll again on the normal interval, it may be fixed soon.
                 Err(Rejected::Implausible) => {
                     *backoff = Backoff::default();
-                    PeerStatus {
-                        peer: label.clone(),
-                        up: false,
-                        block_no: None,
-                        slot_no: None,
-                        network: None,
-                    }
+                    PeerStatus::down(label.clone())
                 }
                 Err(Rejected::Unreachable(error)) => {
                     backoff.failures += 1;
@@ -170,13 +164,7 @@ impl PeerPoller {
                     if backoff.failures == 1 {
                         tracing::warn!(peer = %label, %error, "peer unreachable");
                     }
-                    PeerStatus {
-                        peer: label.clone(),
-                        up: false,
-                        block_no: None,
-                        slot_no: None,
-                        network: None,
-                    }
+                    PeerStatus::down(label.clone())
                 }
             };
             self.last.insert(label, status);

@@ -81,6 +81,19 @@ pub struct PeerStatus {
     pub network: Option<String>,
 }
 
+impl PeerStatus {
+    /// A peer that gave no usable tip at its last poll.
+    pub fn down(peer: String) -> PeerStatus {
+        PeerStatus {
+            peer,
+            up: false,
+            block_no: None,
+            slot_no: None,
+            network: None,
+        }
+    }
+}
+
 /// The latest results of all checks.
 #[derive(Debug)]
 pub struct Store {

@@ -91,15 +91,13 @@ impl Schema {
         );
 
         let network = if has_table(client, "meta").await? {
-            client
-                .query(
-                    "SELECT network_name::text FROM meta ORDER BY id LIMIT 1",
-                    &[],
-                )
-                .await?
-                .first()
-                .map(|row| row.try_get::<_, String>(0))
-                .transpose()?
+            texts(
+                client,
+                "SELECT network_name::text FROM meta ORDER BY id LIMIT 1",
+            )
+            .await?
+            .into_iter()
+            .next()
         } else {
             None
         };
@@ -125,15 +123,13 @@ impl Schema {
         if !tables.contains("block") {
             return Err(CheckError::NotDbSync("no block table".into()));
         }
-        let indexes = client
-            .query(
-                "SELECT indexname::text FROM pg_catalog.pg_indexes WHERE schemaname = 'public'",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|row| row.try_get::<_, String>(0))
-            .collect::<Result<_, _>>()?;
+        let indexes = texts(
+            client,
+            "SELECT indexname::text FROM pg_catalog.pg_indexes WHERE schemaname = 'public'",
+        )
+        .await?
+        .into_iter()
+        .collect();
 
         let instant_rewards = if tables.contains("reward_rest") {
             InstantRewardTable::RewardRest
@@ -176,6 +172,16 @@ impl Schema {
     pub fn missing_index<'a>(&self, names: &[&'a str]) -> Option<&'a str> {
         names.iter().copied().find(|name| !self.has_index(name))
     }
+}
+
+/// The first column of every row of `sql`, as text.
+async fn texts(client: &Client, sql: &str) -> Result<Vec<String>, CheckError> {
+    client
+        .query(sql, &[])
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get::<_, String>(0)?))
+        .collect()
 }
 
 async fn has_table(client: &Client, name: &str) -> Result<bool, CheckError> {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, MetricEncoder,
 };
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -181,9 +181,28 @@ pub(crate) fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
     help: &str,
     series: impl IntoIterator<Item = (L, V)>,
 ) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    family(
+        encoder,
+        name,
+        help,
+        MetricType::Gauge,
+        series,
+        |value, metric| ConstGauge::new(value).encode(metric),
+    )
+}
+
+/// Writes one family of `kind`, encoding each series' value with `encode`.
+fn family<L: EncodeLabelSet, V>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    series: impl IntoIterator<Item = (L, V)>,
+    encode: impl Fn(V, MetricEncoder) -> fmt::Result,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
     for (labels, value) in series {
-        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+        encode(value, metric.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -206,11 +225,14 @@ pub(crate) fn counters<L: EncodeLabelSet>(
     help: &str,
     series: impl IntoIterator<Item = (L, u64)>,
 ) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in series {
-        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
-    }
-    Ok(())
+    family(
+        encoder,
+        name,
+        help,
+        MetricType::Counter,
+        series,
+        |value, metric| ConstCounter::new(value).encode(metric),
+    )
 }
 
 /// `5s`, `10m`, `1h`: how HELP texts state a refresh interval.
