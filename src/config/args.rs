@@ -15,7 +15,9 @@ use super::HumanDuration;
 /// Runs its checks against the db-sync database in the background and serves the cached
 /// results on /metrics, /health and /tip; scrapes never touch the database.
 #[derive(Debug, Parser)]
-#[command(name = "dbsync-exporter", version, about, long_about = None)]
+// Values may start with a hyphen so that `-1s` reaches the value parser, whose error names
+// the flag, instead of clap taking it for an unknown flag.
+#[command(name = "dbsync-exporter", version, about, long_about = None, allow_hyphen_values = true)]
 pub struct Args {
     /// Database connection.
     #[command(flatten, next_help_heading = "Database")]
@@ -322,6 +324,17 @@ pub struct PeerArgs {
         value_name = "DURATION"
     )]
     pub timeout: HumanDuration,
+
+    /// Most peers polled (flags and file together); more are ignored with a warning, so a
+    /// long or runaway peers file cannot make each round unbounded.
+    #[arg(
+        long = "peer.max",
+        env = "DBSYNC_EXPORTER_PEER_MAX",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u16).range(1..),
+        value_name = "N"
+    )]
+    pub max: u16,
 }
 
 /// Genesis constants for networks other than mainnet, preprod and preview.
@@ -365,11 +378,13 @@ pub struct LogArgs {
     /// Log line format.
     #[arg(long = "log-format", env = "DBSYNC_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub format: LogFormat,
-    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive list.
+    /// Log filter: a level (error, warn, info, debug, trace, off) or a comma-separated list of
+    /// `target=level` directives with optional levels (`info,dbsync_exporter=debug`).
     #[arg(
         long = "log-level",
         env = "DBSYNC_EXPORTER_LOG_LEVEL",
-        default_value = "info"
+        default_value = "info",
+        value_parser = parse_log_level
     )]
     pub level: String,
 }
@@ -391,6 +406,25 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     };
     full.parse()
         .map_err(|_| format!("`{text}` is not an address (expected host:port or :port)"))
+}
+
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// A log filter whose every directive ends in a level: a bare word like `nonsense` is a valid
+/// tracing target and would silence every log line, so it is refused instead.
+pub fn parse_log_level(text: &str) -> Result<String, String> {
+    for directive in text.split(',').map(str::trim) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "`{directive}` does not end in a level (error, warn, info, debug, trace, off)"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text).map_err(|error| error.to_string())?;
+    Ok(text.to_owned())
 }
 
 impl Args {
@@ -424,5 +458,20 @@ mod tests {
             Ok(SocketAddr::from(([127, 0, 0, 1], 9895)))
         );
         assert!(parse_listen_address("9895").is_err());
+    }
+
+    #[test]
+    fn log_levels_must_name_a_level() {
+        for good in [
+            "info",
+            "DEBUG",
+            "info,dbsync_exporter=debug",
+            "warn,hyper=off",
+        ] {
+            assert_eq!(parse_log_level(good).as_deref(), Ok(good));
+        }
+        for bad in ["nonsense", "info,hyper", "dbsync_exporter=loud", ""] {
+            assert!(parse_log_level(bad).is_err(), "{bad}");
+        }
     }
 }

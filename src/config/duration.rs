@@ -12,6 +12,11 @@ impl FromStr for HumanDuration {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
+        if text.starts_with('-') {
+            return Err(format!(
+                "`{text}` is negative (durations are 0 or more, e.g. 5s)"
+            ));
+        }
         if text.is_empty() {
             return Err("empty duration (expected e.g. 500ms, 5s, 2m)".into());
         }
@@ -72,5 +77,6 @@ mod tests {
         assert!(parse("5x").unwrap_err().contains("unknown unit `x`"));
         assert!(parse("0s").unwrap_err().contains("greater than zero"));
         assert!(parse("s").unwrap_err().contains("not a duration"));
+        assert!(parse("-1s").unwrap_err().contains("is negative"));
     }
 }

@@ -144,8 +144,10 @@ pub struct PeerConfig {
     pub file: Option<std::path::PathBuf>,
     /// Poll interval.
     pub interval: Duration,
-    /// Request timeout.
+    /// Timeout of one whole peer request (connect, headers and body).
     pub timeout: Duration,
+    /// Most peers polled.
+    pub max: usize,
 }
 
 impl Config {

@@ -27,6 +27,15 @@ pub fn parse_peer_url(text: &str) -> Result<reqwest::Url, String> {
 
 /// The peers given on the command line, validated.
 pub(super) fn peer_config(args: &PeerArgs) -> Result<PeerConfig, ConfigError> {
+    // Re-read every round later; a file that cannot be read at start is a typo, not an outage.
+    if let Some(path) = &args.peers_file {
+        std::fs::File::open(path).map_err(|error| {
+            ConfigError::new(
+                "--peers-file",
+                format!("cannot read {}: {error}", path.display()),
+            )
+        })?;
+    }
     Ok(PeerConfig {
         urls: args
             .peers
@@ -37,6 +46,7 @@ pub(super) fn peer_config(args: &PeerArgs) -> Result<PeerConfig, ConfigError> {
         file: args.peers_file.clone(),
         interval: args.interval.0,
         timeout: args.timeout.0,
+        max: usize::from(args.max),
     })
 }
 
