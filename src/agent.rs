@@ -11,13 +11,21 @@
 //! - down: `down #<first reason>`
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
+use crate::accept::AcceptBackoff;
 use crate::health::{HealthPolicy, Report, State};
 use crate::store::Store;
+
+/// Connections answered at the same time; more are closed at once (HAProxy retries on its
+/// next `agent-inter`).
+pub const MAX_CONNECTIONS: usize = 64;
+/// Longest time to write the line and close; a peer that does not read loses its answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves agent checks on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -27,24 +35,43 @@ pub async fn serve(
     weight_follows_lag: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = AcceptBackoff::new("agent");
     loop {
-        let (mut stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "agent accept failed");
-                    continue;
+            accepted = listener.accept() => accepted,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff.succeeded();
+                accepted
+            }
+            Err(error) => {
+                let delay = backoff.failed(&error);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = shutdown.wait_for(|stop| *stop) => break,
                 }
-            },
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "agent connection refused: {MAX_CONNECTIONS} already open");
+            continue;
         };
         let report = policy.evaluate(&store.snapshot(), &store.peers(), store.now_unix());
         let line = agent_line(&report, weight_follows_lag);
         tokio::spawn(async move {
-            if let Err(error) = stream.write_all(line.as_bytes()).await {
-                tracing::debug!(%peer, %error, "agent reply failed");
+            let reply = async {
+                stream.write_all(line.as_bytes()).await?;
+                stream.shutdown().await
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, reply).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "agent reply failed"),
+                Err(_) => tracing::debug!(%peer, "agent reply timed out"),
             }
-            let _ = stream.shutdown().await;
+            drop(slot);
         });
     }
 }

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod accept;
 pub mod agent;
 pub mod chain;
 pub mod checks;
@@ -130,15 +131,15 @@ pub async fn serve(
         policy,
     });
     tracing::info!(address = %listener.local_addr().map_err(RunError::Serve)?, "serving /metrics");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await;
+    http::serve(listener, app, config.web.clone(), async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await;
+    // The checks stop between runs or drop the run in flight (its query is cancelled).
     checks.join().await;
     while background.join_next().await.is_some() {}
-    served.map_err(RunError::Serve)
+    Ok(())
 }
 
 /// Why [`run`] stopped with an error.

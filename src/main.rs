@@ -22,6 +22,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // systemd's and most shells' soft limit is 1024: raise it to the hard limit, so that a pile
+    // of idle sockets cannot starve the database pool of descriptors.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
+    }
     let listener = match tokio::net::TcpListener::bind(config.web.listen_address).await {
         Ok(listener) => listener,
         Err(error) => {

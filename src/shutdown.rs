@@ -1,26 +1,48 @@
-//! The shutdown signal: SIGINT or SIGTERM.
+//! Process signals: the first SIGINT or SIGTERM starts a graceful shutdown, a second one
+//! exits at once, and SIGHUP never kills the process (its default action would).
 
-/// Resolves on the first SIGINT or SIGTERM.
+use tokio::signal::unix::{signal as unix_signal, Signal, SignalKind};
+
+/// Exit status after a second stop signal: the graceful shutdown was cut short.
+pub const FORCED_EXIT: i32 = 1;
+
+/// Resolves on the first SIGINT or SIGTERM; from then on, another one exits the process at
+/// once. SIGHUP is received (and logged) instead of ending the process.
 pub async fn signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
+    let (Some(mut interrupt), Some(mut terminate), hangup) = (
+        listen(SignalKind::interrupt(), "SIGINT"),
+        listen(SignalKind::terminate(), "SIGTERM"),
+        listen(SignalKind::hangup(), "SIGHUP"),
+    ) else {
+        return std::future::pending().await;
     };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    if let Some(mut hangup) = hangup {
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP received: the peers file is re-read every poll round");
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+        });
+    }
     tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::warn!("second stop signal: exiting now");
+        std::process::exit(FORCED_EXIT);
+    });
+}
+
+fn listen(kind: SignalKind, name: &str) -> Option<Signal> {
+    match unix_signal(kind) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for {name}");
+            None
+        }
     }
 }

@@ -103,6 +103,55 @@ pub struct WebArgs {
         default_value = "0.0.0.0:9895",
         value_parser = parse_listen_address, value_name = "ADDRESS")]
     pub listen_address: SocketAddr,
+
+    /// Longest time a client may take to send a request's headers (slowloris guard).
+    #[arg(
+        long = "web.header-read-timeout",
+        env = "DBSYNC_EXPORTER_WEB_HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub header_read_timeout: HumanDuration,
+
+    /// A keep-alive connection with no request for this long is closed.
+    #[arg(
+        long = "web.idle-timeout",
+        env = "DBSYNC_EXPORTER_WEB_IDLE_TIMEOUT",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub idle_timeout: HumanDuration,
+
+    /// A request whose answer makes no progress for this long (a client that stops reading)
+    /// is cut off.
+    #[arg(
+        long = "web.request-timeout",
+        env = "DBSYNC_EXPORTER_WEB_REQUEST_TIMEOUT",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    pub request_timeout: HumanDuration,
+
+    /// Most HTTP connections open at once; at the cap the oldest connection that is not being
+    /// answered (idle, or still sending its request) is closed to admit the new one.
+    #[arg(
+        long = "web.max-connections",
+        env = "DBSYNC_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..),
+        value_name = "N"
+    )]
+    pub max_connections: u32,
+
+    /// After SIGTERM/SIGINT, how long requests in flight may finish before every connection
+    /// is closed and the process exits.
+    #[arg(
+        long = "web.shutdown-timeout",
+        env = "DBSYNC_EXPORTER_WEB_SHUTDOWN_TIMEOUT",
+        default_value = "5s",
+        value_name = "DURATION"
+    )]
+    pub shutdown_timeout: HumanDuration,
 }
 
 /// Check cadence and limits.

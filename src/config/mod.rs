@@ -75,11 +75,21 @@ pub struct DbConfig {
     pub lock_timeout: Duration,
 }
 
-/// The HTTP listener.
+/// The HTTP listener and its limits.
 #[derive(Clone, Debug)]
 pub struct WebConfig {
     /// HTTP listen address.
     pub listen_address: SocketAddr,
+    /// Longest time to receive a request's headers.
+    pub header_read_timeout: Duration,
+    /// Keep-alive connections idle this long are closed.
+    pub idle_timeout: Duration,
+    /// A request whose answer makes no progress this long is cut off.
+    pub request_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// How long in-flight requests may finish after a stop signal.
+    pub shutdown_timeout: Duration,
 }
 
 /// How often each check runs and how long a run may take.
@@ -171,6 +181,11 @@ impl Config {
             },
             web: WebConfig {
                 listen_address: args.web.listen_address,
+                header_read_timeout: args.web.header_read_timeout.0,
+                idle_timeout: args.web.idle_timeout.0,
+                request_timeout: args.web.request_timeout.0,
+                max_connections: args.web.max_connections as usize,
+                shutdown_timeout: args.web.shutdown_timeout.0,
             },
             health: validate::health_config(&args.health, checks.tip_interval)?,
             checks,

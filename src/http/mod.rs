@@ -3,6 +3,9 @@
 //! Every handler reads the store; none touches the database. Only GET and HEAD are routed
 //! (axum answers other methods with 405 and an `Allow` header, unknown paths with 404).
 
+mod connections;
+mod server;
+
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -16,6 +19,8 @@ use crate::chain::rfc3339;
 use crate::health::{Finding, HealthPolicy, State as HealthState};
 use crate::metrics::{self, Exposition, Format};
 use crate::store::Store;
+
+pub use server::serve;
 
 /// What the handlers share.
 #[derive(Clone)]
