@@ -1,5 +1,6 @@
 //! Integration tests: the exporter against a real, throwaway PostgreSQL.
 
+mod abuse;
 mod common;
 mod core_metrics;
 mod haproxy;

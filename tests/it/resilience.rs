@@ -261,8 +261,12 @@ fn binary() -> Command {
 /// Bad flags: exit status 2 and exactly one line naming the flag.
 #[test]
 fn bad_flags_exit_2_with_one_line_naming_the_flag() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--tip-interval", "5x"], "--tip-interval"),
+        (&["--db.lock-timeout", "-1s"], "--db.lock-timeout"),
+        (&["--log-level", "nonsense"], "--log-level"),
+        (&["--peers-file", "/nonexistent/peers"], "--peers-file"),
+        (&["--web.max-connections", "0"], "--web.max-connections"),
         (&["--health.max-tip-age", "0s"], "--health.max-tip-age"),
         (&["--web.listen-address", "nowhere"], "--web.listen-address"),
         (&["--log-format", "xml"], "--log-format"),
