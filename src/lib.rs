@@ -56,6 +56,11 @@ use tokio::sync::watch;
 
 pub use config::Config;
 
+/// The git revision this binary was built from (`unknown` outside a checkout).
+pub const REVISION: &str = env!("DBSYNC_EXPORTER_REVISION");
+/// The rustc version that built it.
+pub const RUSTC_VERSION: &str = env!("DBSYNC_EXPORTER_RUSTC");
+
 use clock::Clock;
 use db::{CheckError, Database};
 use health::HealthPolicy;
@@ -98,6 +103,7 @@ pub async fn serve(
     let exposition = Arc::new(metrics::Exposition::new(
         store.clone(),
         db.clone(),
+        Arc::new(metrics::SelfProcess),
         policy.clone(),
     ));
 

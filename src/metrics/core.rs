@@ -19,7 +19,14 @@ pub(super) fn encode(
         encoder,
         "dbsync_exporter_build_info",
         "Build information of dbsync-exporter; always 1.",
-        [([("version", env!("CARGO_PKG_VERSION"))], 1)],
+        [(
+            [
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("revision", crate::REVISION),
+                ("rustc", crate::RUSTC_VERSION),
+            ],
+            1,
+        )],
     )?;
     encode_tip(encoder, scrape)?;
     encode_info(encoder, scrape)?;

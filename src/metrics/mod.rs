@@ -9,6 +9,7 @@
 mod core;
 mod integrity;
 mod negotiate;
+pub mod process;
 mod routing;
 
 use std::fmt;
@@ -18,7 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, MetricEncoder,
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+    MetricEncoder,
 };
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -26,6 +28,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 pub use negotiate::{negotiate, Format};
+pub use process::{ProcessSource, ProcessStats, SelfProcess};
 
 use crate::db::{PoolStatus, PoolStatusSource};
 use crate::health::HealthPolicy;
@@ -66,17 +69,20 @@ struct RenderKey {
 }
 
 impl Exposition {
-    /// An exposition of `store` (and its clock), the occupancy `pool` reports, and the
-    /// health state under `policy`. Nothing here touches a database.
+    /// An exposition of `store` (and its clock), the occupancy `pool` reports, the
+    /// `process` readings, and the health state under `policy`. Nothing here touches a
+    /// database.
     pub fn new(
         store: Arc<Store>,
         pool: Arc<dyn PoolStatusSource>,
+        process: Arc<dyn ProcessSource>,
         policy: Arc<HealthPolicy>,
     ) -> Exposition {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(ExporterCollector {
             store: store.clone(),
             pool: pool.clone(),
+            process,
             policy,
         }));
         Exposition {
@@ -125,6 +131,7 @@ fn encode(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
 struct ExporterCollector {
     store: Arc<Store>,
     pool: Arc<dyn PoolStatusSource>,
+    process: Arc<dyn ProcessSource>,
     policy: Arc<HealthPolicy>,
 }
 
@@ -143,7 +150,8 @@ impl Collector for ExporterCollector {
         };
         core::encode(&mut encoder, &scrape, &self.pool.pool_status())?;
         integrity::encode(&mut encoder, &scrape)?;
-        routing::encode(&mut encoder, &scrape, &self.policy)
+        routing::encode(&mut encoder, &scrape, &self.policy)?;
+        process::encode(&mut encoder, self.process.as_ref())
     }
 }
 
@@ -212,7 +220,7 @@ pub(crate) fn counter(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: u64,
+    value: impl EncodeCounterValue,
 ) -> fmt::Result {
     let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     ConstCounter::new(value).encode(metric)
@@ -271,7 +279,7 @@ mod tests {
             max: 3,
         });
         let policy = Arc::new(HealthPolicy::new(&HealthConfig::default()));
-        let exposition = Exposition::new(store.clone(), pool, policy);
+        let exposition = Exposition::new(store.clone(), pool, Arc::new(SelfProcess), policy);
 
         let record = |total| {
             let stats = RollbackStats {

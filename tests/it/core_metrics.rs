@@ -46,8 +46,10 @@ async fn every_core_metric_has_its_value() {
         must(
             &body,
             &format!(
-                "dbsync_exporter_build_info{{version=\"{}\"}}",
-                env!("CARGO_PKG_VERSION")
+                "dbsync_exporter_build_info{{version=\"{}\",revision=\"{}\",rustc=\"{}\"}}",
+                env!("CARGO_PKG_VERSION"),
+                dbsync_exporter::REVISION,
+                dbsync_exporter::RUSTC_VERSION
             )
         ),
         1.0

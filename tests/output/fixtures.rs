@@ -14,7 +14,7 @@ use dbsync_exporter::config::HealthConfig;
 use dbsync_exporter::db::PoolStatus;
 use dbsync_exporter::health::HealthPolicy;
 use dbsync_exporter::http::{router, AppState};
-use dbsync_exporter::metrics::Exposition;
+use dbsync_exporter::metrics::{Exposition, ProcessStats};
 use dbsync_exporter::store::Store;
 
 /// 2026-12-02 00:00:00 UTC: mainnet slot 204 603 309, in epoch 671.
@@ -112,10 +112,23 @@ pub fn pool() -> PoolStatus {
     }
 }
 
+/// An exporter 40 minutes old, at 9 MiB resident with 17 of 65 536 descriptors open.
+pub fn process() -> ProcessStats {
+    ProcessStats {
+        cpu_seconds: 12.34,
+        resident_bytes: 9 * 1024 * 1024,
+        virtual_bytes: 1_200 * 1024 * 1024,
+        open_fds: 17,
+        max_fds: 65_536,
+        start_time_seconds: NOW - 2400.0,
+    }
+}
+
 pub fn exposition(store: &Arc<Store>) -> Exposition {
     Exposition::new(
         store.clone(),
         Arc::new(pool()),
+        Arc::new(process()),
         Arc::new(HealthPolicy::new(&HealthConfig::default())),
     )
 }
