@@ -120,25 +120,35 @@ impl Database {
         })
     }
 
-    /// Checks out a connection and makes sure the schema has been probed on it.
-    pub async fn session(&self) -> Result<Session, CheckError> {
+    /// Checks out a connection and makes sure the schema has been probed on it; a probe
+    /// runs under `timeout` like the check that needs it.
+    pub async fn session(&self, timeout: Duration) -> Result<Session, CheckError> {
         let client = self.pool.get().await?;
-        let schema = self.schema_for(&client, false).await?;
+        let schema = self.schema_for(&client, false, timeout).await?;
         Ok(Session { client, schema })
     }
 
     /// Probes the schema again on this connection, whatever the cache says.
-    pub async fn refresh_schema(&self, session: &mut Session) -> Result<(), CheckError> {
-        session.schema = self.schema_for(&session.client, true).await?;
+    pub async fn refresh_schema(
+        &self,
+        session: &mut Session,
+        timeout: Duration,
+    ) -> Result<(), CheckError> {
+        session.schema = self.schema_for(&session.client, true, timeout).await?;
         Ok(())
     }
 
-    async fn schema_for(&self, client: &Object, force: bool) -> Result<Arc<Schema>, CheckError> {
+    async fn schema_for(
+        &self,
+        client: &Object,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<Arc<Schema>, CheckError> {
         let mut cached = self.schema.lock().await;
         let stale = self.reprobe.swap(false, Ordering::Relaxed);
         match (&*cached, stale || force) {
             (Some(schema), false) => Ok(schema.clone()),
-            _ => match Schema::probe(client).await {
+            _ => match self.bounded_probe(client, timeout).await {
                 Ok(schema) => {
                     let schema = Arc::new(schema);
                     if cached.as_deref() != Some(&schema) {
@@ -160,6 +170,28 @@ impl Database {
                 }
             },
         }
+    }
+
+    /// The probe in a read-only transaction with the check's own server-side timeouts: a
+    /// lock on a catalog or `meta` cannot hold it (and every check waiting for it) longer.
+    async fn bounded_probe(
+        &self,
+        client: &Object,
+        timeout: Duration,
+    ) -> Result<Schema, CheckError> {
+        client
+            .batch_execute(&format!(
+                "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+                timeout.as_millis().max(1),
+                self.lock_timeout.min(timeout).as_millis().max(1),
+            ))
+            .await?;
+        let probed = Schema::probe(client).await;
+        let end = if probed.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = client.batch_execute(end).await;
+        let schema = probed?;
+        ended?;
+        Ok(schema)
     }
 
     /// The schema from the last successful probe, if any.

@@ -17,9 +17,9 @@ use crate::db::{Database, Session};
 
 impl Runner for Database {
     async fn run<C: Check>(&self, check: &mut C, cadence: Cadence) -> Result<Verdict, CheckError> {
-        let mut guard = DiscardUnlessFinished(Some(self.session().await?));
+        let mut guard = DiscardUnlessFinished(Some(self.session(cadence.timeout).await?));
         let probed = if check.needs_fresh_schema() {
-            self.refresh_schema(guard.session()).await
+            self.refresh_schema(guard.session(), cadence.timeout).await
         } else {
             Ok(())
         };

@@ -6,7 +6,8 @@
 //! results.
 //!
 //! One task per check: a run starts only after the previous one finished, so a slow database
-//! never sees a pile-up of the same query (missed ticks are delayed, not bunched). Starts are
+//! never sees a pile-up of the same query (a late run delays the next, never bunches them);
+//! a failed run is retried after 1 s, doubling up to the interval. Starts are
 //! jittered so that the checks (and a fleet of exporters restarted together) do not hit the
 //! database in lockstep. The [`Runner`] does the database side of a run (a read-only
 //! transaction whose server-side timeouts are the check's own); the task adds a client-side
@@ -26,7 +27,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::checks::{Cadence, Check, CheckError, CheckName, Registry, Verdict};
@@ -37,6 +38,8 @@ use crate::store::Store;
 pub const CLIENT_GRACE: Duration = Duration::from_secs(2);
 /// Longest start-up jitter.
 const MAX_JITTER: Duration = Duration::from_secs(2);
+/// First retry after a failed run; it doubles up to the check's interval.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// The database side of one run: in production a pooled, read-only transaction
 /// ([`crate::db::Database`]); in tests a stand-in.
@@ -142,14 +145,14 @@ impl<C: Check, R: Runner> CheckTask<C, R> {
             _ = tokio::time::sleep(jitter(name, self.cadence.interval)) => {}
             _ = stopped(&mut shutdown) => return,
         }
-        let mut ticker = tokio::time::interval(self.cadence.interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut due = Instant::now();
+        let mut retry = FIRST_RETRY;
         let mut last: Option<Result<(), String>> = None;
         loop {
             tokio::select! {
                 biased;
                 _ = stopped(&mut shutdown) => break,
-                _ = ticker.tick() => {}
+                _ = tokio::time::sleep_until(due) => {}
             }
             // Gated checks (the integrity checks) queue here, before taking a connection, so
             // that together they hold at most one; the wait is not part of their run time.
@@ -167,6 +170,18 @@ impl<C: Check, R: Runner> CheckTask<C, R> {
             };
             let elapsed = started.elapsed();
             log_transition(&mut last, &result, elapsed);
+            // A run starts an interval after the previous one started (at once when that one
+            // ran longer); after a failure it is retried sooner, 1 s doubling up to the
+            // interval, so a short outage does not leave results stale for a whole interval.
+            let now = Instant::now();
+            due = if result.is_ok() {
+                retry = FIRST_RETRY;
+                (due + self.cadence.interval).max(now)
+            } else {
+                let wait = retry.min(self.cadence.interval);
+                retry = retry.saturating_mul(2);
+                now + wait
+            };
             self.store.record(name, result, elapsed);
         }
         tracing::debug!("stopped");

@@ -102,9 +102,13 @@ impl Direct {
     }
 
     async fn run<C: Check>(&self, check: &mut C) -> Verdict {
-        let mut session = self.database.session().await.unwrap();
+        let timeout = Duration::from_secs(30);
+        let mut session = self.database.session(timeout).await.unwrap();
         // Scenarios add indexes between runs; the exporter's info check re-probes likewise.
-        self.database.refresh_schema(&mut session).await.unwrap();
+        self.database
+            .refresh_schema(&mut session, timeout)
+            .await
+            .unwrap();
         let schema = session.schema.clone();
         let tx = session
             .client

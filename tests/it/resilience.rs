@@ -391,3 +391,35 @@ async fn the_password_never_leaks() {
         }
     }
 }
+
+/// The schema probe runs under the check's own server-side timeouts: a lock on `meta` cannot
+/// hold it (and every check queued behind it) longer than the check's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_on_meta_cannot_hold_the_schema_probe() {
+    let db = Cluster::shared().create_database("probe_lock").await;
+    let _fixture = chain(&db, SchemaVersion::V13_6, "mainnet", unix_now(), 2).await;
+    let mut settings = config(&db.reader_url());
+    settings.db.lock_timeout = Duration::from_secs(30);
+    let database = Database::new(&settings).unwrap();
+    let mut blocker = db.connect().await;
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = match database.session(Duration::from_secs(1)).await {
+        Ok(_) => panic!("the probe read meta through an exclusive lock"),
+        Err(error) => error,
+    };
+    let took = started.elapsed();
+    assert!(
+        matches!(&error, dbsync_exporter::db::CheckError::Timeout(why)
+            if why.starts_with("canceling statement due to")),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(10), "the probe waited {took:?}");
+    lock.rollback().await.unwrap();
+    // The connection is usable again and the probe succeeds.
+    let session = database.session(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(session.schema.network.as_deref(), Some("mainnet"));
+}

@@ -1,6 +1,6 @@
 //! The scheduler under tokio's paused clock, with a stand-in for the database side of a run:
-//! intervals, one run in flight, the client-side cap, a panicking check, and what it takes to
-//! add a check (a type and one registration line).
+//! intervals, one run in flight, the client-side cap, retries after failures, a panicking
+//! check, and what it takes to add a check (a type and one registration line).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -133,8 +133,8 @@ async fn intervals_one_run_in_flight_the_cap_and_a_panic() {
     scheduler.spawn(Scripted(CheckName::Grest), every(10, 5));
     let (stop, stopped) = watch::channel(false);
     let (store, running) = scheduler.start(stopped);
-    // Every first run starts within its jitter (at most 1 s here, 2 s for `info`); 59 s
-    // later no check is due again except on its 10 s or 25 s beat.
+    // Every first run starts within its jitter (at most 1 s here, 2 s for `info`); in 59 s
+    // each check runs on its beat, and a failed run is retried after 1 s, doubling.
     tokio::time::sleep(Duration::from_secs(59)).await;
 
     {
@@ -151,11 +151,18 @@ async fn intervals_one_run_in_flight_the_cap_and_a_panic() {
         // One in flight: runs of 25 s on a 10 s interval follow each other, never overlap.
         assert_eq!(gaps(CheckName::Rollback), vec![Duration::from_secs(25); 2]);
         assert_eq!(log.most_in_flight[&CheckName::Rollback], 1);
-        // The cap: a run that never answers is dropped at timeout + grace and counted.
-        assert_eq!(log.starts[&CheckName::Info].len(), 1);
-        assert_eq!(log.dropped[&CheckName::Info], 1);
+        // The cap: a run that never answers is dropped at timeout + grace (5 s) and counted;
+        // the retries come 1, 2, 4, 8 and 16 s after each failure, not an interval (60 s)
+        // later. The sixth run is still in flight.
+        let seconds = |list: &[u64]| {
+            list.iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(gaps(CheckName::Info), seconds(&[6, 7, 9, 13, 21]));
+        assert_eq!(log.dropped[&CheckName::Info], 5);
         let info = store.state(CheckName::Info).unwrap();
-        assert_eq!(info.runs, [0, 0, 1]);
+        assert_eq!(info.runs, [0, 0, 5]);
         assert_eq!(
             info.last_error,
             Some(CheckError::Timeout(format!(
@@ -167,14 +174,14 @@ async fn intervals_one_run_in_flight_the_cap_and_a_panic() {
             info.last_duration,
             Some(Duration::from_secs(3) + CLIENT_GRACE)
         );
-        // A panic is an error run, and the check keeps its schedule.
+        // A panic is an error run, retried a second later; then the check keeps its beat.
         let grest = store.state(CheckName::Grest).unwrap();
         assert_eq!(
             grest.runs,
-            [5, 1, 0],
-            "six runs in 59 s: the first panicked"
+            [6, 1, 0],
+            "seven runs in 59 s: the first panicked"
         );
-        assert_eq!(gaps(CheckName::Grest), vec![Duration::from_secs(10); 5]);
+        assert_eq!(gaps(CheckName::Grest), seconds(&[1, 10, 10, 10, 10, 10]));
         assert_eq!(grest.last_error, None);
         assert_eq!(grest.last_success_unix, Some(1_000.0));
     }
