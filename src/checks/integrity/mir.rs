@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::epochs::{
     self, query, query_each, EpochParams, EpochState, IntegritySettings, ALONZO, CONWAY,
 };
-use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 use crate::db::InstantRewardTable;
 
 /// A MIR source pot; the `pot` label value.

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::CheckError;
+use crate::checks::CheckError;
 use crate::db::Schema;
 
 /// Protocol major version from which several MIR certificates to one credential in one epoch

@@ -8,7 +8,7 @@
 //! `epoch_stake` stays empty by design. Nothing to remember between runs.
 
 use super::epochs::{self, query, IntegritySettings};
-use super::{Check, CheckError, CheckName, Context, Findings, Verdict};
+use crate::checks::{Check, CheckError, CheckName, Context, Findings, Verdict};
 
 /// The `epoch_stake` check's findings.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use super::epochs::{self, query, EpochState, IntegritySettings};
-use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 use crate::chain::NetworkParams;
+use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 
 /// Shelley genesis `maxLovelaceSupply` of mainnet, preprod and preview.
 pub const MAX_LOVELACE_SUPPLY: i128 = 45_000_000_000_000_000;

@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 
 use super::epochs::{self, query, EpochParams, EpochState, IntegritySettings};
-use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 
 /// One retiring epoch's partial result, or the totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

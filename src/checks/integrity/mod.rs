@@ -1,0 +1,13 @@
+//! The integrity checks (`mir`, `pool_refunds`, `ada_pots`, `epoch_stake`) and what they share.
+
+pub mod ada_pots;
+pub mod epoch_stake;
+pub mod epochs;
+pub mod mir;
+pub mod pool_refunds;
+
+pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
+pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
+pub use epochs::{Coverage, IntegritySettings, PlanLog, QueryPlan};
+pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
+pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
