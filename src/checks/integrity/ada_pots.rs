@@ -16,7 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use super::epochs::{self, query, EpochState, IntegritySettings};
+use super::settings::IntegritySettings;
+use super::sql::{self, query};
+use super::state::EpochState;
 use crate::chain::NetworkParams;
 use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 
@@ -117,9 +119,9 @@ impl Check for AdaPotsCheck {
 
     async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
         let plans = self.settings.plans.as_ref();
-        let why_not = match epochs::missing_prerequisite(ctx.schema, &["ada_pots"], &[]) {
+        let why_not = match sql::missing_prerequisite(ctx.schema, &["ada_pots"], &[]) {
             Some(reason) => Some(reason),
-            None => epochs::ledger_missing(ctx.tx, plans).await?,
+            None => sql::ledger_missing(ctx.tx, plans).await?,
         };
         if let Some(reason) = why_not {
             self.state.reset();
@@ -131,7 +133,7 @@ impl Check for AdaPotsCheck {
                 "the database holds no block yet".into(),
             ));
         };
-        let deposits = if epochs::has_column(ctx.tx, plans, "ada_pots", "deposits_stake").await? {
+        let deposits = if sql::has_column(ctx.tx, plans, "ada_pots", "deposits_stake").await? {
             SPLIT_DEPOSITS
         } else {
             "deposits"

@@ -7,7 +7,8 @@
 //! not apply; nor does a database without ledger data (`ada_pots` empty), where
 //! `epoch_stake` stays empty by design. Nothing to remember between runs.
 
-use super::epochs::{self, query, IntegritySettings};
+use super::settings::IntegritySettings;
+use super::sql::{self, query};
 use crate::checks::{Check, CheckError, CheckName, Context, Findings, Verdict};
 
 /// The `epoch_stake` check's findings.
@@ -45,18 +46,16 @@ impl Check for EpochStakeCheck {
 
     async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
         let plans = self.settings.plans.as_ref();
-        let why_not = match epochs::missing_prerequisite(
-            ctx.schema,
-            &["epoch_stake_progress", "ada_pots"],
-            &[],
-        ) {
-            Some(reason) => Some(reason),
-            None => epochs::ledger_missing(ctx.tx, plans).await?,
-        };
+        let why_not =
+            match sql::missing_prerequisite(ctx.schema, &["epoch_stake_progress", "ada_pots"], &[])
+            {
+                Some(reason) => Some(reason),
+                None => sql::ledger_missing(ctx.tx, plans).await?,
+            };
         if let Some(reason) = why_not {
             return Ok(Verdict::NotApplicable(reason));
         }
-        let Some(epoch_no) = epochs::tip_epoch(ctx.tx, plans).await? else {
+        let Some(epoch_no) = sql::tip_epoch(ctx.tx, plans).await? else {
             return Ok(Verdict::NotApplicable(
                 "the database holds no block yet".into(),
             ));

@@ -22,9 +22,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::epochs::{
-    self, query, query_each, EpochParams, EpochState, IntegritySettings, ALONZO, CONWAY,
-};
+use super::params::{EpochParams, ALONZO, CONWAY};
+use super::settings::IntegritySettings;
+use super::sql::{self, query, query_each};
+use super::state::EpochState;
 use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 use crate::db::InstantRewardTable;
 
@@ -195,7 +196,7 @@ fn registered_sql() -> String {
     format!(
         "SELECT c.i FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS c(addr_id, boundary, i) \
          WHERE {}",
-        epochs::registered_at("c.addr_id", "c.boundary")
+        sql::registered_at("c.addr_id", "c.boundary")
     )
 }
 
@@ -227,11 +228,11 @@ impl Check for MirCheck {
                     .to_owned(),
             )
         } else {
-            epochs::missing_prerequisite(ctx.schema, &TABLES, &epochs::REGISTRATION_INDEXES)
+            sql::missing_prerequisite(ctx.schema, &TABLES, &sql::REGISTRATION_INDEXES)
         };
         let why_not = match why_not {
             Some(reason) => Some(reason),
-            None => epochs::ledger_missing(ctx.tx, plans).await?,
+            None => sql::ledger_missing(ctx.tx, plans).await?,
         };
         if let Some(reason) = why_not {
             self.state.reset();

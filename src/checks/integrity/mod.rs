@@ -2,12 +2,16 @@
 
 pub mod ada_pots;
 pub mod epoch_stake;
-pub mod epochs;
 pub mod mir;
+mod params;
 pub mod pool_refunds;
+mod settings;
+mod sql;
+mod state;
 
 pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
 pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
-pub use epochs::{Coverage, IntegritySettings, PlanLog, QueryPlan};
 pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
 pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
+pub use settings::{IntegritySettings, PlanLog, QueryPlan};
+pub use state::Coverage;

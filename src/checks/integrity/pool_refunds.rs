@@ -22,7 +22,10 @@
 
 use std::collections::BTreeMap;
 
-use super::epochs::{self, query, EpochParams, EpochState, IntegritySettings};
+use super::params::EpochParams;
+use super::settings::IntegritySettings;
+use super::sql::{self, query};
+use super::state::EpochState;
 use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
 
 /// One retiring epoch's partial result, or the totals.
@@ -113,7 +116,7 @@ fn retirements_sql(deposit: &str) -> String {
                         WHERE rw.addr_id = a.reward_addr_id AND rw.type = 'refund' \
                           AND rw.earned_epoch = a.epoch AND rw.pool_id = a.hash_id) AS refunded \
          FROM account a",
-        registered = epochs::registered_at("a.reward_addr_id", "a.epoch"),
+        registered = sql::registered_at("a.reward_addr_id", "a.epoch"),
     )
 }
 
@@ -147,11 +150,11 @@ impl Check for PoolRefundsCheck {
 
     async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
         let plans = self.settings.plans.as_ref();
-        let indexes: Vec<&str> = epochs::REGISTRATION_INDEXES
+        let indexes: Vec<&str> = sql::REGISTRATION_INDEXES
             .into_iter()
             .chain(POOL_INDEXES)
             .collect();
-        let mut why_not = epochs::missing_prerequisite(ctx.schema, &TABLES, &indexes);
+        let mut why_not = sql::missing_prerequisite(ctx.schema, &TABLES, &indexes);
         if why_not.is_none()
             && !ctx.schema.has_index("unique_reward")
             && !ctx.schema.has_index("idx_reward_addr_id")
@@ -164,7 +167,7 @@ impl Check for PoolRefundsCheck {
             );
         }
         if why_not.is_none() {
-            why_not = epochs::ledger_missing(ctx.tx, plans).await?;
+            why_not = sql::ledger_missing(ctx.tx, plans).await?;
         }
         if let Some(reason) = why_not {
             self.state.reset();
@@ -177,7 +180,7 @@ impl Check for PoolRefundsCheck {
             ));
         };
         let params = EpochParams::load(ctx.tx, plans).await?;
-        let deposit = if epochs::has_column(ctx.tx, plans, "pool_update", "deposit").await? {
+        let deposit = if sql::has_column(ctx.tx, plans, "pool_update", "deposit").await? {
             DEPOSIT_SQL
         } else {
             "NULL::bigint"

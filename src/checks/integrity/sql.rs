@@ -1,0 +1,149 @@
+//! The SQL every integrity check shares: running a query (and recording its plan), the tip
+//! epoch, the "registered at a boundary" rule, and the prerequisites a check may lack.
+
+use deadpool_postgres::Transaction;
+use futures_util::StreamExt;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::settings::{PlanLog, QueryPlan};
+use crate::checks::CheckError;
+use crate::db::Schema;
+
+/// Runs one query. Not prepared-and-cached on purpose: these run every few minutes, and an
+/// unnamed statement is planned with the actual parameters every time, which is also exactly
+/// what `EXPLAIN` shows.
+pub(crate) async fn query(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, CheckError> {
+    record_plan(tx, plans, sql, params).await?;
+    Ok(tx.query(sql, params).await?)
+}
+
+/// Like [`query`], but hands the rows to `each` as they arrive instead of collecting them:
+/// a whole-history run over tens of thousands of rows then costs no more memory than one row.
+pub(crate) async fn query_each(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    mut each: impl FnMut(Row) -> Result<(), CheckError>,
+) -> Result<(), CheckError> {
+    record_plan(tx, plans, sql, params).await?;
+    let rows = tx.query_raw(sql, params.iter().copied()).await?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.next().await {
+        each(row?)?;
+    }
+    Ok(())
+}
+
+/// Records the plan of `sql` with these parameters, when plans are being recorded.
+async fn record_plan(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(), CheckError> {
+    if let Some(log) = plans {
+        let plan = tx
+            .query(&format!("EXPLAIN {sql}"), params)
+            .await?
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+        log.push(QueryPlan {
+            sql: sql.to_owned(),
+            plan,
+        });
+    }
+    Ok(())
+}
+
+/// The newest block's epoch, through the primary key (as the tip check reads it).
+const TIP_EPOCH_SQL: &str = "SELECT epoch_no::bigint FROM block \
+     WHERE block_no IS NOT NULL ORDER BY id DESC LIMIT 1";
+/// The tip's epoch; `None` while the database holds no numbered block.
+pub(crate) async fn tip_epoch(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+) -> Result<Option<i64>, CheckError> {
+    Ok(query(tx, plans, TIP_EPOCH_SQL, &[])
+        .await?
+        .first()
+        .and_then(|row| row.get::<_, Option<i64>>(0)))
+}
+
+/// SQL that is true when the stake address `addr` was registered at the boundary into epoch
+/// `boundary`: its newest registration or deregistration certificate from an earlier epoch,
+/// ordered by (tx_id, cert_index), is a registration. Both lookups go through
+/// `idx_stake_registration_addr_id` / `idx_stake_deregistration_addr_id`.
+pub(crate) fn registered_at(addr: &str, boundary: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM (\
+           SELECT sr.tx_id, sr.cert_index, true AS registered FROM stake_registration sr \
+            WHERE sr.addr_id = {addr} AND sr.epoch_no < {boundary} \
+           UNION ALL \
+           SELECT sd.tx_id, sd.cert_index, false FROM stake_deregistration sd \
+            WHERE sd.addr_id = {addr} AND sd.epoch_no < {boundary} \
+           ORDER BY 1 DESC, 2 DESC LIMIT 1) newest WHERE newest.registered)"
+    )
+}
+
+/// The indexes every "registered at a boundary" lookup needs (stage 4).
+pub(crate) const REGISTRATION_INDEXES: [&str; 2] = [
+    "idx_stake_registration_addr_id",
+    "idx_stake_deregistration_addr_id",
+];
+
+/// Why a check that needs `tables` and `indexes` cannot run, if it cannot.
+pub(crate) fn missing_prerequisite(
+    schema: &Schema,
+    tables: &[&str],
+    indexes: &[&str],
+) -> Option<String> {
+    if let Some(table) = tables.iter().find(|table| !schema.has_table(table)) {
+        return Some(format!(
+            "table {table} does not exist in this db-sync release"
+        ));
+    }
+    schema.missing_index(indexes).map(|index| {
+        format!(
+            "index {index} is missing: db-sync creates it once it is near the tip, \
+             and without it this check would scan a large table"
+        )
+    })
+}
+
+/// The ledger writes `ada_pots` at every Shelley-era boundary; with `ledger: disable` it stays
+/// empty, and so do `reward`, `epoch_stake` and `epoch_param`. A small table.
+const LEDGER_SQL: &str = "SELECT EXISTS (SELECT 1 FROM ada_pots)";
+
+/// Why ledger-derived checks cannot run, if the ledger data is absent.
+pub(crate) async fn ledger_missing(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+) -> Result<Option<String>, CheckError> {
+    let present: bool = query(tx, plans, LEDGER_SQL, &[]).await?[0].get(0);
+    Ok((!present).then(|| {
+        "ada_pots is empty: db-sync runs with the ledger disabled (or has not reached Shelley)"
+            .to_owned()
+    }))
+}
+
+/// Whether `table.column` exists (columns moved between releases).
+pub(crate) async fn has_column(
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+    table: &str,
+    column: &str,
+) -> Result<bool, CheckError> {
+    const SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+         WHERE attrelid = to_regclass('public.' || $1::text) AND attname = $2::text \
+           AND attnum > 0 AND NOT attisdropped)";
+    Ok(query(tx, plans, SQL, &[&table, &column]).await?[0].get(0))
+}
