@@ -16,11 +16,12 @@
 
 use std::collections::BTreeMap;
 
-use super::settings::IntegritySettings;
 use super::sql::{self, query};
-use super::state::EpochState;
+use super::{
+    Examined, Incremental, IntegrityCheck, IntegritySettings, PlanLog, Prerequisites, Scope,
+};
 use crate::chain::NetworkParams;
-use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use crate::checks::{CheckError, CheckName, Context, Coverage, Findings, Verdict};
 
 /// Shelley genesis `maxLovelaceSupply` of mainnet, preprod and preview.
 pub const MAX_LOVELACE_SUPPLY: i128 = 45_000_000_000_000_000;
@@ -54,30 +55,6 @@ pub struct AdaPotsFindings {
     pub coverage: Coverage,
 }
 
-/// Checks the supply invariant, epoch by epoch.
-pub struct AdaPotsCheck {
-    settings: IntegritySettings,
-    chain_override: Option<NetworkParams>,
-    state: EpochState<EpochPots>,
-}
-
-impl AdaPotsCheck {
-    /// A check that has examined nothing yet; `chain_override` (the `--chain.*` flags) says
-    /// where Shelley starts on networks the exporter does not know.
-    pub fn new(settings: IntegritySettings, chain_override: Option<NetworkParams>) -> AdaPotsCheck {
-        AdaPotsCheck {
-            state: EpochState::new(settings.full_interval),
-            settings,
-            chain_override,
-        }
-    }
-
-    /// Partial results by epoch (epochs without a row are absent).
-    pub fn epochs(&self) -> &BTreeMap<i64, EpochPots> {
-        self.state.results()
-    }
-}
-
 fn rows_sql(deposits: &str) -> String {
     format!(
         "SELECT epoch_no::bigint, id, \
@@ -108,31 +85,47 @@ pub(crate) fn summarise(
     (newest, inconsistent, missing)
 }
 
-impl Check for AdaPotsCheck {
-    fn name(&self) -> CheckName {
-        CheckName::AdaPots
+/// Checks the supply invariant, epoch by epoch.
+pub type AdaPotsCheck = IntegrityCheck<AdaPotsRule>;
+
+impl AdaPotsCheck {
+    /// A check that has examined nothing yet; `chain_override` (the `--chain.*` flags) says
+    /// where Shelley starts on networks the exporter does not know.
+    pub fn new(settings: IntegritySettings, chain_override: Option<NetworkParams>) -> AdaPotsCheck {
+        IntegrityCheck::of(AdaPotsRule { chain_override }, settings)
+    }
+}
+
+/// The `ada_pots` rule; its partial results are by epoch (epochs without a row are absent).
+#[derive(Clone, Debug)]
+pub struct AdaPotsRule {
+    /// Where Shelley starts on a network the exporter does not know (`--chain.*`).
+    chain_override: Option<NetworkParams>,
+}
+
+impl Incremental for AdaPotsRule {
+    const NAME: CheckName = CheckName::AdaPots;
+    type Epoch = EpochPots;
+    type Ready = ();
+    /// The first epoch expected to have a row.
+    type Seen = i64;
+
+    async fn prerequisites(
+        &self,
+        ctx: &Context<'_>,
+        plans: Option<&PlanLog>,
+    ) -> Result<Prerequisites<()>, CheckError> {
+        let why_not = sql::missing_prerequisite(ctx.schema, &["ada_pots"], &[]);
+        Ok(sql::or_ledger_missing(why_not, ctx.tx, plans).await?.into())
     }
 
-    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
-        self.settings.gate.clone()
-    }
-
-    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
-        let why_not = match sql::missing_prerequisite(ctx.schema, &["ada_pots"], &[]) {
-            Some(reason) => Some(reason),
-            None => sql::ledger_missing(ctx.tx, plans).await?,
-        };
-        if let Some(reason) = why_not {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(reason));
-        }
-        let Some(scope) = self.state.scope(ctx.tx, plans, ctx.schema).await? else {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
-                "the database holds no block yet".into(),
-            ));
-        };
+    async fn examine(
+        &self,
+        ctx: &Context<'_>,
+        plans: Option<&PlanLog>,
+        (): (),
+        scope: &Scope,
+    ) -> Result<Examined<EpochPots, i64>, CheckError> {
         let deposits = if sql::has_column(ctx.tx, plans, "ada_pots", "deposits_stake").await? {
             SPLIT_DEPOSITS
         } else {
@@ -150,14 +143,7 @@ impl Check for AdaPotsCheck {
         };
 
         let mut fresh: BTreeMap<i64, EpochPots> = BTreeMap::new();
-        for row in query(
-            ctx.tx,
-            plans,
-            &rows_sql(deposits),
-            &[&scope.from, &scope.tip_epoch],
-        )
-        .await?
-        {
+        for row in query(ctx.tx, plans, &rows_sql(deposits), &scope.bounds()).await? {
             let epoch: i64 = row.get(0);
             let id: i64 = row.get(1);
             let text: &str = row.get(2);
@@ -175,24 +161,31 @@ impl Check for AdaPotsCheck {
             }
         }
 
-        let tip_epoch = scope.tip_epoch;
-        let coverage = scope.coverage(self.state.full_interval());
-        self.state.commit(scope, fresh);
+        Ok(Examined {
+            epochs: fresh,
+            seen: first_epoch,
+        })
+    }
+
+    fn finish(
+        &self,
+        epochs: &BTreeMap<i64, EpochPots>,
+        first_epoch: i64,
+        coverage: Coverage,
+    ) -> Verdict {
         let (newest, inconsistent_epochs, missing_epochs) =
-            summarise(self.state.results(), first_epoch, tip_epoch);
+            summarise(epochs, first_epoch, coverage.tip_epoch);
         let Some((newest_epoch, deviation_lovelace)) = newest else {
-            return Ok(Verdict::NotApplicable(
-                "ada_pots has no row up to the tip epoch".into(),
-            ));
+            return Verdict::NotApplicable("ada_pots has no row up to the tip epoch".into());
         };
-        Ok(Verdict::Found(Findings::AdaPots(AdaPotsFindings {
+        Verdict::Found(Findings::AdaPots(AdaPotsFindings {
             deviation_lovelace,
             newest_epoch,
             inconsistent_epochs,
             missing_epochs,
             first_epoch,
             coverage,
-        })))
+        }))
     }
 }
 

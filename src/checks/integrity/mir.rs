@@ -23,10 +23,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::params::{EpochParams, ALONZO, CONWAY};
-use super::settings::IntegritySettings;
 use super::sql::{self, query, query_each};
-use super::state::EpochState;
-use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use super::{total, Examined, Incremental, IntegrityCheck, PlanLog, Prerequisites, Scope};
+use crate::checks::{CheckError, CheckName, Context, Coverage, Findings, Verdict};
 use crate::db::InstantRewardTable;
 
 /// A MIR source pot; the `pot` label value.
@@ -118,27 +117,6 @@ pub struct MirFindings {
     pub coverage: Coverage,
 }
 
-/// Compares MIR certificates with instant rewards, epoch by epoch.
-pub struct MirCheck {
-    settings: IntegritySettings,
-    state: EpochState<MirTotals>,
-}
-
-impl MirCheck {
-    /// A check that has examined nothing yet.
-    pub fn new(settings: IntegritySettings) -> MirCheck {
-        MirCheck {
-            state: EpochState::new(settings.full_interval),
-            settings,
-        }
-    }
-
-    /// Partial results by certificate epoch (epochs with nothing to report are absent).
-    pub fn epochs(&self) -> &BTreeMap<i64, MirTotals> {
-        self.state.results()
-    }
-}
-
 /// What a credential is owed for one pot from the certificates of one epoch, fed in
 /// certificate order (by tx, then position in the tx): before Alonzo the last certificate
 /// replaces the earlier ones; from Alonzo on the amounts (signed deltas) add up.
@@ -209,19 +187,26 @@ const TABLES: [&str; 6] = [
     "ada_pots",
 ];
 
-impl Check for MirCheck {
-    fn name(&self) -> CheckName {
-        CheckName::Mir
-    }
+/// Compares MIR certificates with instant rewards, epoch by epoch.
+pub type MirCheck = IntegrityCheck<MirRule>;
 
-    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
-        self.settings.gate.clone()
-    }
+/// The `mir` rule; its partial results are by certificate epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MirRule;
 
-    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
-        let table = ctx.schema.instant_rewards;
-        let why_not = if table == InstantRewardTable::Reward {
+impl Incremental for MirRule {
+    const NAME: CheckName = CheckName::Mir;
+    type Epoch = MirTotals;
+    /// The rule for several certificates to one credential depends on the protocol version.
+    type Ready = EpochParams;
+    type Seen = ();
+
+    async fn prerequisites(
+        &self,
+        ctx: &Context<'_>,
+        plans: Option<&PlanLog>,
+    ) -> Result<Prerequisites<EpochParams>, CheckError> {
+        let why_not = if ctx.schema.instant_rewards == InstantRewardTable::Reward {
             Some(
                 "db-sync before 13.2 keeps instant rewards in reward, which cannot be \
                  searched by type without a scan"
@@ -230,39 +215,30 @@ impl Check for MirCheck {
         } else {
             sql::missing_prerequisite(ctx.schema, &TABLES, &sql::REGISTRATION_INDEXES)
         };
-        let why_not = match why_not {
-            Some(reason) => Some(reason),
-            None => sql::ledger_missing(ctx.tx, plans).await?,
-        };
-        if let Some(reason) = why_not {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(reason));
+        if let Some(reason) = sql::or_ledger_missing(why_not, ctx.tx, plans).await? {
+            return Ok(Prerequisites::Unmet(reason));
         }
         let params = EpochParams::load(ctx.tx, plans).await?;
         if params.is_empty() {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
+            return Ok(Prerequisites::Unmet(
                 "epoch_param is empty: db-sync runs with the ledger disabled".into(),
             ));
         }
-        let Some(scope) = self.state.scope(ctx.tx, plans, ctx.schema).await? else {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
-                "the database holds no block yet".into(),
-            ));
-        };
+        Ok(Prerequisites::Met(params))
+    }
 
+    async fn examine(
+        &self,
+        ctx: &Context<'_>,
+        plans: Option<&PlanLog>,
+        params: EpochParams,
+        scope: &Scope,
+    ) -> Result<Examined<MirTotals>, CheckError> {
+        let table = ctx.schema.instant_rewards;
         // Instant rewards per (pot, credential, spendable epoch): how many, and whether a
         // certificate accounts for them.
         let mut rewards: HashMap<(Pot, i64, i64), (i64, bool)> = HashMap::new();
-        for row in query(
-            ctx.tx,
-            plans,
-            &rewards_sql(table),
-            &[&scope.from, &scope.tip_epoch],
-        )
-        .await?
-        {
+        for row in query(ctx.tx, plans, &rewards_sql(table), &scope.bounds()).await? {
             rewards.insert(
                 (Pot::parse(row.get(0))?, row.get(1), row.get(2)),
                 (row.get(3), false),
@@ -283,27 +259,21 @@ impl Check for MirCheck {
             }
         };
         let mut group: Option<((Pot, i64, i64), Owed)> = None;
-        query_each(
-            ctx.tx,
-            plans,
-            CERTS_SQL,
-            &[&scope.from, &scope.tip_epoch],
-            |row| {
-                let key = (Pot::parse(row.get(0))?, row.get(1), row.get(2));
-                match &mut group {
-                    Some((current, owed)) if *current == key => owed.add(row.get(5)),
-                    _ => {
-                        if let Some((done, owed)) = group.take() {
-                            settle(done, owed);
-                        }
-                        let mut owed = Owed::default();
-                        owed.add(row.get(5));
-                        group = Some((key, owed));
+        query_each(ctx.tx, plans, CERTS_SQL, &scope.bounds(), |row| {
+            let key = (Pot::parse(row.get(0))?, row.get(1), row.get(2));
+            match &mut group {
+                Some((current, owed)) if *current == key => owed.add(row.get(5)),
+                _ => {
+                    if let Some((done, owed)) = group.take() {
+                        settle(done, owed);
                     }
+                    let mut owed = Owed::default();
+                    owed.add(row.get(5));
+                    group = Some((key, owed));
                 }
-                Ok(())
-            },
-        )
+            }
+            Ok(())
+        })
         .await?;
         if let Some((done, owed)) = group {
             settle(done, owed);
@@ -333,16 +303,17 @@ impl Check for MirCheck {
             }
         }
 
-        let coverage = scope.coverage(self.state.full_interval());
-        self.state.commit(scope, fresh);
-        let mut totals = MirTotals::default();
-        for epoch in self.state.results().values() {
-            totals.add(epoch);
-        }
-        Ok(Verdict::Found(Findings::Mir(MirFindings {
-            totals,
+        Ok(Examined {
+            epochs: fresh,
+            seen: (),
+        })
+    }
+
+    fn finish(&self, epochs: &BTreeMap<i64, MirTotals>, (): (), coverage: Coverage) -> Verdict {
+        Verdict::Found(Findings::Mir(MirFindings {
+            totals: total(epochs, MirTotals::add),
             coverage,
-        })))
+        }))
     }
 }
 

@@ -24,14 +24,16 @@ pub const CONWAY: i32 = 9;
 /// no index needed) and is empty only with the ledger disabled, when these checks do not
 /// apply anyway.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct EpochParams {
+pub struct EpochParams {
     by_epoch: BTreeMap<i64, EpochParam>,
 }
 
 /// One epoch's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct EpochParam {
+pub struct EpochParam {
+    /// The protocol major version the ledger had adopted for the epoch.
     pub protocol_major: i32,
+    /// The pool deposit in lovelace.
     pub pool_deposit: i64,
 }
 
@@ -39,7 +41,8 @@ const EPOCH_PARAM_SQL: &str = "SELECT epoch_no::bigint, protocol_major::int, poo
      FROM epoch_param ORDER BY id";
 
 impl EpochParams {
-    pub async fn load(
+    /// Every epoch's row.
+    pub(crate) async fn load(
         tx: &Transaction<'_>,
         plans: Option<&PlanLog>,
     ) -> Result<EpochParams, CheckError> {
@@ -60,13 +63,14 @@ impl EpochParams {
     }
 
     #[cfg(test)]
-    pub fn from_iter(params: impl IntoIterator<Item = (i64, EpochParam)>) -> EpochParams {
+    pub(crate) fn from_iter(params: impl IntoIterator<Item = (i64, EpochParam)>) -> EpochParams {
         EpochParams {
             by_epoch: params.into_iter().collect(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// Whether `epoch_param` has no row (the ledger is disabled).
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_epoch.is_empty()
     }
 
@@ -74,7 +78,7 @@ impl EpochParams {
     /// does not leave) takes the nearest earlier epoch's, or the earliest row's when there is
     /// none: protocol versions only go up, so this errs towards the older rules only before
     /// the first row.
-    pub fn at(&self, epoch: i64) -> Option<EpochParam> {
+    pub(crate) fn at(&self, epoch: i64) -> Option<EpochParam> {
         self.by_epoch
             .range(..=epoch)
             .next_back()

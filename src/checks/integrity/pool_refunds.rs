@@ -23,10 +23,9 @@
 use std::collections::BTreeMap;
 
 use super::params::EpochParams;
-use super::settings::IntegritySettings;
 use super::sql::{self, query};
-use super::state::EpochState;
-use crate::checks::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use super::{total, Examined, Incremental, IntegrityCheck, PlanLog, Prerequisites, Scope};
+use crate::checks::{CheckError, CheckName, Context, Coverage, Findings, Verdict};
 
 /// One retiring epoch's partial result, or the totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,27 +54,6 @@ pub struct PoolRefundFindings {
     pub totals: RefundTotals,
     /// What the run covered.
     pub coverage: Coverage,
-}
-
-/// Compares effective pool retirements with refund rewards, epoch by epoch.
-pub struct PoolRefundsCheck {
-    settings: IntegritySettings,
-    state: EpochState<RefundTotals>,
-}
-
-impl PoolRefundsCheck {
-    /// A check that has examined nothing yet.
-    pub fn new(settings: IntegritySettings) -> PoolRefundsCheck {
-        PoolRefundsCheck {
-            state: EpochState::new(settings.full_interval),
-            settings,
-        }
-    }
-
-    /// Partial results by retiring epoch (epochs with nothing to report are absent).
-    pub fn epochs(&self) -> &BTreeMap<i64, RefundTotals> {
-        self.state.results()
-    }
 }
 
 /// Effective retirements with retiring epoch in `[$1, $2]`, their reward account, its
@@ -139,17 +117,24 @@ const TABLES: [&str; 7] = [
 
 const POOL_INDEXES: [&str; 2] = ["idx_pool_retire_hash_id", "idx_pool_update_hash_id"];
 
-impl Check for PoolRefundsCheck {
-    fn name(&self) -> CheckName {
-        CheckName::PoolRefunds
-    }
+/// Compares effective pool retirements with refund rewards, epoch by epoch.
+pub type PoolRefundsCheck = IntegrityCheck<PoolRefundsRule>;
 
-    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
-        self.settings.gate.clone()
-    }
+/// The `pool_refunds` rule; its partial results are by retiring epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolRefundsRule;
 
-    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
+impl Incremental for PoolRefundsRule {
+    const NAME: CheckName = CheckName::PoolRefunds;
+    type Epoch = RefundTotals;
+    type Ready = ();
+    type Seen = ();
+
+    async fn prerequisites(
+        &self,
+        ctx: &Context<'_>,
+        plans: Option<&PlanLog>,
+    ) -> Result<Prerequisites<()>, CheckError> {
         let indexes: Vec<&str> = sql::REGISTRATION_INDEXES
             .into_iter()
             .chain(POOL_INDEXES)
@@ -166,19 +151,16 @@ impl Check for PoolRefundsCheck {
                     .to_owned(),
             );
         }
-        if why_not.is_none() {
-            why_not = sql::ledger_missing(ctx.tx, plans).await?;
-        }
-        if let Some(reason) = why_not {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(reason));
-        }
-        let Some(scope) = self.state.scope(ctx.tx, plans, ctx.schema).await? else {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
-                "the database holds no block yet".into(),
-            ));
-        };
+        Ok(sql::or_ledger_missing(why_not, ctx.tx, plans).await?.into())
+    }
+
+    async fn examine(
+        &self,
+        ctx: &Context<'_>,
+        plans: Option<&PlanLog>,
+        (): (),
+        scope: &Scope,
+    ) -> Result<Examined<RefundTotals>, CheckError> {
         let params = EpochParams::load(ctx.tx, plans).await?;
         let deposit = if sql::has_column(ctx.tx, plans, "pool_update", "deposit").await? {
             DEPOSIT_SQL
@@ -187,14 +169,7 @@ impl Check for PoolRefundsCheck {
         };
 
         let mut fresh: BTreeMap<i64, RefundTotals> = BTreeMap::new();
-        for row in query(
-            ctx.tx,
-            plans,
-            &retirements_sql(deposit),
-            &[&scope.from, &scope.tip_epoch],
-        )
-        .await?
-        {
+        for row in query(ctx.tx, plans, &retirements_sql(deposit), &scope.bounds()).await? {
             let epoch: i64 = row.get(0);
             let pool_id: i64 = row.get(1);
             // A retirement without any registration before it cannot have passed the ledger;
@@ -222,16 +197,17 @@ impl Check for PoolRefundsCheck {
             }
         }
 
-        let coverage = scope.coverage(self.state.full_interval());
-        self.state.commit(scope, fresh);
-        let mut totals = RefundTotals::default();
-        for epoch in self.state.results().values() {
-            totals.add(epoch);
-        }
-        Ok(Verdict::Found(Findings::PoolRefunds(PoolRefundFindings {
-            totals,
+        Ok(Examined {
+            epochs: fresh,
+            seen: (),
+        })
+    }
+
+    fn finish(&self, epochs: &BTreeMap<i64, RefundTotals>, (): (), coverage: Coverage) -> Verdict {
+        Verdict::Found(Findings::PoolRefunds(PoolRefundFindings {
+            totals: total(epochs, RefundTotals::add),
             coverage,
-        })))
+        }))
     }
 }
 

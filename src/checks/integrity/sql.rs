@@ -67,6 +67,9 @@ async fn record_plan(
 /// The newest block's epoch, through the primary key (as the tip check reads it).
 const TIP_EPOCH_SQL: &str = "SELECT epoch_no::bigint FROM block \
      WHERE block_no IS NOT NULL ORDER BY id DESC LIMIT 1";
+/// Why a check does not apply while [`tip_epoch`] finds no block.
+pub(crate) const NO_BLOCK: &str = "the database holds no block yet";
+
 /// The tip's epoch; `None` while the database holds no numbered block.
 pub(crate) async fn tip_epoch(
     tx: &Transaction<'_>,
@@ -123,8 +126,21 @@ pub(crate) fn missing_prerequisite(
 /// empty, and so do `reward`, `epoch_stake` and `epoch_param`. A small table.
 const LEDGER_SQL: &str = "SELECT EXISTS (SELECT 1 FROM ada_pots)";
 
+/// `why_not`, or else why the ledger data is absent: every rule reads ledger data, and the
+/// schema is asked first because that costs no query.
+pub(crate) async fn or_ledger_missing(
+    why_not: Option<String>,
+    tx: &Transaction<'_>,
+    plans: Option<&PlanLog>,
+) -> Result<Option<String>, CheckError> {
+    match why_not {
+        Some(reason) => Ok(Some(reason)),
+        None => ledger_missing(tx, plans).await,
+    }
+}
+
 /// Why ledger-derived checks cannot run, if the ledger data is absent.
-pub(crate) async fn ledger_missing(
+async fn ledger_missing(
     tx: &Transaction<'_>,
     plans: Option<&PlanLog>,
 ) -> Result<Option<String>, CheckError> {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
 use super::settings::PlanLog;
 use super::sql::{query, tip_epoch};
@@ -42,7 +43,7 @@ struct Mark {
 
 /// What one run examines.
 #[derive(Clone, Debug)]
-pub(crate) struct Scope {
+pub struct Scope {
     /// The tip's epoch.
     pub tip_epoch: i64,
     /// First epoch to (re-)examine (0 on a full run).
@@ -55,6 +56,12 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
+    /// The parameters of a rule's SQL: `$1` is the first epoch to examine, `$2` the tip
+    /// epoch.
+    pub fn bounds(&self) -> [&(dyn ToSql + Sync); 2] {
+        [&self.from, &self.tip_epoch]
+    }
+
     /// How the run is described in the findings.
     pub fn coverage(&self, full_interval: Duration) -> Coverage {
         Coverage {
