@@ -16,12 +16,12 @@
 
 use std::collections::BTreeMap;
 
-use super::sql::{self, query};
-use super::{
-    Examined, Incremental, IntegrityCheck, IntegritySettings, PlanLog, Prerequisites, Scope,
-};
+use super::incremental::{Examined, Incremental, IntegrityCheck, Prerequisites};
+use super::settings::IntegritySettings;
+use super::sql::Reader;
+use super::state::{Coverage, Scope};
 use crate::chain::NetworkParams;
-use crate::checks::{CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use crate::checks::{CheckError, CheckName, Findings, Verdict};
 
 /// Shelley genesis `maxLovelaceSupply` of mainnet, preprod and preview.
 pub const MAX_LOVELACE_SUPPLY: i128 = 45_000_000_000_000_000;
@@ -110,23 +110,18 @@ impl Incremental for AdaPotsRule {
     /// The first epoch expected to have a row.
     type Seen = i64;
 
-    async fn prerequisites(
-        &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
-    ) -> Result<Prerequisites<()>, CheckError> {
-        let why_not = sql::missing_prerequisite(ctx.schema, &["ada_pots"], &[]);
-        Ok(sql::or_ledger_missing(why_not, ctx.tx, plans).await?.into())
+    async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
+        let why_not = db.missing_prerequisite(&["ada_pots"], &[]);
+        Ok(db.or_ledger_missing(why_not).await?.into())
     }
 
     async fn examine(
         &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
+        db: &Reader<'_>,
         (): (),
         scope: &Scope,
     ) -> Result<Examined<EpochPots, i64>, CheckError> {
-        let deposits = if sql::has_column(ctx.tx, plans, "ada_pots", "deposits_stake").await? {
+        let deposits = if db.has_column("ada_pots", "deposits_stake").await? {
             SPLIT_DEPOSITS
         } else {
             "deposits"
@@ -134,16 +129,16 @@ impl Incremental for AdaPotsRule {
         let known = self
             .chain_override
             .clone()
-            .or_else(|| ctx.schema.network.as_deref().and_then(NetworkParams::known));
+            .or_else(|| db.schema.network.as_deref().and_then(NetworkParams::known));
         let first_epoch = match known {
             Some(params) => params.shelley_start_epoch,
-            None => query(ctx.tx, plans, FIRST_EPOCH_SQL, &[]).await?[0]
+            None => db.query(FIRST_EPOCH_SQL, &[]).await?[0]
                 .get::<_, Option<i64>>(0)
                 .unwrap_or(scope.tip_epoch),
         };
 
         let mut fresh: BTreeMap<i64, EpochPots> = BTreeMap::new();
-        for row in query(ctx.tx, plans, &rows_sql(deposits), &scope.bounds()).await? {
+        for row in db.query(&rows_sql(deposits), &scope.bounds()).await? {
             let epoch: i64 = row.get(0);
             let id: i64 = row.get(1);
             let text: &str = row.get(2);

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::sql::{self, query};
-use super::IntegritySettings;
+use super::settings::IntegritySettings;
+use super::sql::{self, Reader};
 use crate::checks::{Check, CheckError, CheckName, Context, Findings, Verdict};
 
 /// The `epoch_stake` check's findings.
@@ -53,16 +53,16 @@ impl Check for EpochStakeCheck {
     }
 
     async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
-        let why_not =
-            sql::missing_prerequisite(ctx.schema, &["epoch_stake_progress", "ada_pots"], &[]);
-        if let Some(reason) = sql::or_ledger_missing(why_not, ctx.tx, plans).await? {
+        let db = Reader::of(&ctx, &self.settings);
+        let why_not = db.missing_prerequisite(&["epoch_stake_progress", "ada_pots"], &[]);
+        if let Some(reason) = db.or_ledger_missing(why_not).await? {
             return Ok(Verdict::NotApplicable(reason));
         }
-        let Some(epoch_no) = sql::tip_epoch(ctx.tx, plans).await? else {
+        let Some(epoch_no) = db.tip_epoch().await? else {
             return Ok(Verdict::NotApplicable(sql::NO_BLOCK.into()));
         };
-        let complete = query(ctx.tx, plans, PROGRESS_SQL, &[&epoch_no])
+        let complete = db
+            .query(PROGRESS_SQL, &[&epoch_no])
             .await?
             .first()
             .is_some_and(|row| row.get::<_, bool>(0));

@@ -22,10 +22,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::incremental::{total, Examined, Incremental, IntegrityCheck, Prerequisites};
 use super::params::{EpochParams, ALONZO, CONWAY};
-use super::sql::{self, query, query_each};
-use super::{total, Examined, Incremental, IntegrityCheck, PlanLog, Prerequisites, Scope};
-use crate::checks::{CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use super::sql::{self, Reader};
+use super::state::{Coverage, Scope};
+use crate::checks::{CheckError, CheckName, Findings, Verdict};
 use crate::db::InstantRewardTable;
 
 /// A MIR source pot; the `pot` label value.
@@ -203,22 +204,21 @@ impl Incremental for MirRule {
 
     async fn prerequisites(
         &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
+        db: &Reader<'_>,
     ) -> Result<Prerequisites<EpochParams>, CheckError> {
-        let why_not = if ctx.schema.instant_rewards == InstantRewardTable::Reward {
+        let why_not = if db.schema.instant_rewards == InstantRewardTable::Reward {
             Some(
                 "db-sync before 13.2 keeps instant rewards in reward, which cannot be \
                  searched by type without a scan"
                     .to_owned(),
             )
         } else {
-            sql::missing_prerequisite(ctx.schema, &TABLES, &sql::REGISTRATION_INDEXES)
+            db.missing_prerequisite(&TABLES, &sql::REGISTRATION_INDEXES)
         };
-        if let Some(reason) = sql::or_ledger_missing(why_not, ctx.tx, plans).await? {
+        if let Some(reason) = db.or_ledger_missing(why_not).await? {
             return Ok(Prerequisites::Unmet(reason));
         }
-        let params = EpochParams::load(ctx.tx, plans).await?;
+        let params = EpochParams::load(db).await?;
         if params.is_empty() {
             return Ok(Prerequisites::Unmet(
                 "epoch_param is empty: db-sync runs with the ledger disabled".into(),
@@ -229,16 +229,15 @@ impl Incremental for MirRule {
 
     async fn examine(
         &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
+        db: &Reader<'_>,
         params: EpochParams,
         scope: &Scope,
     ) -> Result<Examined<MirTotals>, CheckError> {
-        let table = ctx.schema.instant_rewards;
+        let table = db.schema.instant_rewards;
         // Instant rewards per (pot, credential, spendable epoch): how many, and whether a
         // certificate accounts for them.
         let mut rewards: HashMap<(Pot, i64, i64), (i64, bool)> = HashMap::new();
-        for row in query(ctx.tx, plans, &rewards_sql(table), &scope.bounds()).await? {
+        for row in db.query(&rewards_sql(table), &scope.bounds()).await? {
             rewards.insert(
                 (Pot::parse(row.get(0))?, row.get(1), row.get(2)),
                 (row.get(3), false),
@@ -259,7 +258,7 @@ impl Incremental for MirRule {
             }
         };
         let mut group: Option<((Pot, i64, i64), Owed)> = None;
-        query_each(ctx.tx, plans, CERTS_SQL, &scope.bounds(), |row| {
+        db.query_each(CERTS_SQL, &scope.bounds(), |row| {
             let key = (Pot::parse(row.get(0))?, row.get(1), row.get(2));
             match &mut group {
                 Some((current, owed)) if *current == key => owed.add(row.get(5)),
@@ -283,7 +282,7 @@ impl Incremental for MirRule {
         if !candidates.is_empty() {
             let addrs: Vec<i64> = candidates.iter().map(|c| c.1).collect();
             let boundaries: Vec<i64> = candidates.iter().map(|c| c.2 + 1).collect();
-            for row in query(ctx.tx, plans, &registered_sql(), &[&addrs, &boundaries]).await? {
+            for row in db.query(&registered_sql(), &[&addrs, &boundaries]).await? {
                 let position: i64 = row.get(0);
                 let (pot, _, epoch, amount) = usize::try_from(position - 1)
                     .ok()
@@ -303,10 +302,7 @@ impl Incremental for MirRule {
             }
         }
 
-        Ok(Examined {
-            epochs: fresh,
-            seen: (),
-        })
+        Ok(fresh.into())
     }
 
     fn finish(&self, epochs: &BTreeMap<i64, MirTotals>, (): (), coverage: Coverage) -> Verdict {

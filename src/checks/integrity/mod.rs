@@ -7,6 +7,7 @@
 //! the state is forgotten) → scope (which epochs this run examines, or not applicable while
 //! the database holds no block) → examine → commit the fresh epochs → finish.
 //!
+//! - `incremental`: that trait and that check.
 //! - `settings`: [`IntegritySettings`], the gate that runs the checks one at a time, and the
 //!   plan log.
 //! - `state`: the per-epoch results a check keeps between runs, the [`Scope`] of a run and the
@@ -14,10 +15,11 @@
 //! - `sql`: the query helpers and the SQL the rules share.
 //! - `params`: the protocol parameters by epoch.
 //! - [`mir`], [`pool_refunds`], [`ada_pots`]: the incremental rules. [`epoch_stake`] reads one
-//!   row of the tip epoch and is a plain [`Check`].
+//!   row of the tip epoch and is a plain [`Check`](crate::checks::Check).
 
 pub mod ada_pots;
 pub mod epoch_stake;
+mod incremental;
 pub mod mir;
 mod params;
 pub mod pool_refunds;
@@ -25,158 +27,11 @@ mod settings;
 mod sql;
 mod state;
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
-
-use crate::checks::{Check, CheckError, CheckName, Context, Verdict};
-use state::EpochState;
-
 pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
 pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
+pub use incremental::{Examined, Incremental, IntegrityCheck, Prerequisites};
 pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
 pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use settings::{IntegritySettings, PlanLog, QueryPlan};
+pub use sql::Reader;
 pub use state::{Coverage, Scope};
-
-/// An integrity rule that is examined epoch by epoch; [`IntegrityCheck`] runs it.
-///
-/// A rule keeps nothing between runs: the check keeps its partial results, one per epoch, so
-/// that a run re-examines only the newest epochs and still sums exactly what a full run would.
-pub trait Incremental: Send + Sync + 'static {
-    /// The check's name (the `check` label).
-    const NAME: CheckName;
-    /// One epoch's partial result.
-    type Epoch: Send + Sync + 'static;
-    /// What checking the prerequisites read that the examination needs (`()` for most rules).
-    type Ready: Send;
-    /// What the examination read, besides the epochs, that the summary needs (`()` for most
-    /// rules).
-    type Seen: Send;
-
-    /// Whether the rule can run on this database (tables, indexes, ledger data), with the
-    /// reason when it cannot.
-    fn prerequisites(
-        &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
-    ) -> impl Future<Output = Result<Prerequisites<Self::Ready>, CheckError>> + Send;
-
-    /// Examines the epochs from `scope.from` up to the tip epoch.
-    fn examine(
-        &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
-        ready: Self::Ready,
-        scope: &Scope,
-    ) -> impl Future<Output = Result<Examined<Self::Epoch, Self::Seen>, CheckError>> + Send;
-
-    /// The verdict over the partial results of every epoch examined so far.
-    fn finish(
-        &self,
-        epochs: &BTreeMap<i64, Self::Epoch>,
-        seen: Self::Seen,
-        coverage: Coverage,
-    ) -> Verdict;
-}
-
-/// Whether a rule can run on this database.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Prerequisites<T> {
-    /// It can, with what checking its prerequisites read.
-    Met(T),
-    /// It cannot, for this reason (logged once; its series are absent).
-    Unmet(String),
-}
-
-impl From<Option<String>> for Prerequisites<()> {
-    /// The rule cannot run for `why_not`, if there is one.
-    fn from(why_not: Option<String>) -> Prerequisites<()> {
-        why_not.map_or(Prerequisites::Met(()), Prerequisites::Unmet)
-    }
-}
-
-/// What one run of [`Incremental::examine`] found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Examined<E, S = ()> {
-    /// The partial result of every examined epoch that has something to report. An epoch left
-    /// out has nothing (an earlier result for it is dropped).
-    pub epochs: BTreeMap<i64, E>,
-    /// What else the summary needs.
-    pub seen: S,
-}
-
-/// Runs an [`Incremental`] rule as a [`Check`], keeping its per-epoch results between runs.
-pub struct IntegrityCheck<R: Incremental> {
-    rule: R,
-    settings: IntegritySettings,
-    state: EpochState<R::Epoch>,
-}
-
-impl<R: Incremental> IntegrityCheck<R> {
-    /// A check of `rule` that has examined nothing yet.
-    fn of(rule: R, settings: IntegritySettings) -> IntegrityCheck<R> {
-        IntegrityCheck {
-            state: EpochState::new(settings.full_interval),
-            rule,
-            settings,
-        }
-    }
-
-    /// Partial results by epoch (epochs with nothing to report are absent).
-    pub fn epochs(&self) -> &BTreeMap<i64, R::Epoch> {
-        self.state.results()
-    }
-}
-
-impl<R: Incremental + Default> IntegrityCheck<R> {
-    /// A check that has examined nothing yet, of a rule without settings of its own.
-    pub fn new(settings: IntegritySettings) -> IntegrityCheck<R> {
-        IntegrityCheck::of(R::default(), settings)
-    }
-}
-
-impl<R: Incremental> Check for IntegrityCheck<R> {
-    fn name(&self) -> CheckName {
-        R::NAME
-    }
-
-    fn gate(&self) -> Option<Arc<Semaphore>> {
-        self.settings.gate.clone()
-    }
-
-    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let IntegrityCheck {
-            rule,
-            settings,
-            state,
-        } = self;
-        let plans = settings.plans.as_ref();
-        let ready = match rule.prerequisites(&ctx, plans).await? {
-            Prerequisites::Met(ready) => ready,
-            Prerequisites::Unmet(reason) => {
-                state.reset();
-                return Ok(Verdict::NotApplicable(reason));
-            }
-        };
-        let Some(scope) = state.scope(ctx.tx, plans, ctx.schema).await? else {
-            state.reset();
-            return Ok(Verdict::NotApplicable(sql::NO_BLOCK.into()));
-        };
-        let Examined { epochs, seen } = rule.examine(&ctx, plans, ready, &scope).await?;
-        let coverage = scope.coverage(state.full_interval());
-        state.commit(scope, epochs);
-        Ok(rule.finish(state.results(), seen, coverage))
-    }
-}
-
-/// The totals over every epoch, for rules whose partial results add up.
-fn total<T: Default>(epochs: &BTreeMap<i64, T>, add: fn(&mut T, &T)) -> T {
-    let mut totals = T::default();
-    for epoch in epochs.values() {
-        add(&mut totals, epoch);
-    }
-    totals
-}

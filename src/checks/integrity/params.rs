@@ -2,10 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use deadpool_postgres::Transaction;
-
-use super::settings::PlanLog;
-use super::sql::query;
+use super::sql::Reader;
 use crate::checks::CheckError;
 
 /// Protocol major version from which several MIR certificates to one credential in one epoch
@@ -42,11 +39,9 @@ const EPOCH_PARAM_SQL: &str = "SELECT epoch_no::bigint, protocol_major::int, poo
 
 impl EpochParams {
     /// Every epoch's row.
-    pub(crate) async fn load(
-        tx: &Transaction<'_>,
-        plans: Option<&PlanLog>,
-    ) -> Result<EpochParams, CheckError> {
-        let by_epoch = query(tx, plans, EPOCH_PARAM_SQL, &[])
+    pub(crate) async fn load(db: &Reader<'_>) -> Result<EpochParams, CheckError> {
+        let by_epoch = db
+            .query(EPOCH_PARAM_SQL, &[])
             .await?
             .iter()
             .map(|row| {

@@ -22,10 +22,11 @@
 
 use std::collections::BTreeMap;
 
+use super::incremental::{total, Examined, Incremental, IntegrityCheck, Prerequisites};
 use super::params::EpochParams;
-use super::sql::{self, query};
-use super::{total, Examined, Incremental, IntegrityCheck, PlanLog, Prerequisites, Scope};
-use crate::checks::{CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use super::sql::{self, Reader};
+use super::state::{Coverage, Scope};
+use crate::checks::{CheckError, CheckName, Findings, Verdict};
 
 /// One retiring epoch's partial result, or the totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,19 +131,15 @@ impl Incremental for PoolRefundsRule {
     type Ready = ();
     type Seen = ();
 
-    async fn prerequisites(
-        &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
-    ) -> Result<Prerequisites<()>, CheckError> {
+    async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
         let indexes: Vec<&str> = sql::REGISTRATION_INDEXES
             .into_iter()
             .chain(POOL_INDEXES)
             .collect();
-        let mut why_not = sql::missing_prerequisite(ctx.schema, &TABLES, &indexes);
+        let mut why_not = db.missing_prerequisite(&TABLES, &indexes);
         if why_not.is_none()
-            && !ctx.schema.has_index("unique_reward")
-            && !ctx.schema.has_index("idx_reward_addr_id")
+            && !db.schema.has_index("unique_reward")
+            && !db.schema.has_index("idx_reward_addr_id")
         {
             why_not = Some(
                 "neither unique_reward nor idx_reward_addr_id exists: db-sync creates them \
@@ -151,25 +148,24 @@ impl Incremental for PoolRefundsRule {
                     .to_owned(),
             );
         }
-        Ok(sql::or_ledger_missing(why_not, ctx.tx, plans).await?.into())
+        Ok(db.or_ledger_missing(why_not).await?.into())
     }
 
     async fn examine(
         &self,
-        ctx: &Context<'_>,
-        plans: Option<&PlanLog>,
+        db: &Reader<'_>,
         (): (),
         scope: &Scope,
     ) -> Result<Examined<RefundTotals>, CheckError> {
-        let params = EpochParams::load(ctx.tx, plans).await?;
-        let deposit = if sql::has_column(ctx.tx, plans, "pool_update", "deposit").await? {
+        let params = EpochParams::load(db).await?;
+        let deposit = if db.has_column("pool_update", "deposit").await? {
             DEPOSIT_SQL
         } else {
             "NULL::bigint"
         };
 
         let mut fresh: BTreeMap<i64, RefundTotals> = BTreeMap::new();
-        for row in query(ctx.tx, plans, &retirements_sql(deposit), &scope.bounds()).await? {
+        for row in db.query(&retirements_sql(deposit), &scope.bounds()).await? {
             let epoch: i64 = row.get(0);
             let pool_id: i64 = row.get(1);
             // A retirement without any registration before it cannot have passed the ledger;
@@ -197,10 +193,7 @@ impl Incremental for PoolRefundsRule {
             }
         }
 
-        Ok(Examined {
-            epochs: fresh,
-            seen: (),
-        })
+        Ok(fresh.into())
     }
 
     fn finish(&self, epochs: &BTreeMap<i64, RefundTotals>, (): (), coverage: Coverage) -> Verdict {

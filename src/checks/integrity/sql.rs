@@ -1,85 +1,148 @@
-//! The SQL every integrity check shares: running a query (and recording its plan), the tip
-//! epoch, the "registered at a boundary" rule, and the prerequisites a check may lack.
+//! The SQL every integrity check shares: the [`Reader`] that runs queries (and records their
+//! plans), the tip epoch, the prerequisites a check may lack, and the "registered at a
+//! boundary" rule.
 
 use deadpool_postgres::Transaction;
 use futures_util::StreamExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::settings::{PlanLog, QueryPlan};
-use crate::checks::CheckError;
+use super::settings::{IntegritySettings, PlanLog, QueryPlan};
+use crate::checks::{CheckError, Context};
 use crate::db::Schema;
 
-/// Runs one query. Not prepared-and-cached on purpose: these run every few minutes, and an
-/// unnamed statement is planned with the actual parameters every time, which is also exactly
-/// what `EXPLAIN` shows.
-pub(crate) async fn query(
-    tx: &Transaction<'_>,
-    plans: Option<&PlanLog>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, CheckError> {
-    record_plan(tx, plans, sql, params).await?;
-    Ok(tx.query(sql, params).await?)
+/// What an integrity check reads the database through during one run: the run's read-only
+/// transaction, the probed schema, and the plan log when plans are being recorded.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    /// The run's read-only transaction.
+    pub tx: &'a Transaction<'a>,
+    /// The probed schema.
+    pub schema: &'a Schema,
+    /// Where query plans are recorded (tests).
+    pub plans: Option<&'a PlanLog>,
 }
 
-/// Like [`query`], but hands the rows to `each` as they arrive instead of collecting them:
-/// a whole-history run over tens of thousands of rows then costs no more memory than one row.
-pub(crate) async fn query_each(
-    tx: &Transaction<'_>,
-    plans: Option<&PlanLog>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    mut each: impl FnMut(Row) -> Result<(), CheckError>,
-) -> Result<(), CheckError> {
-    record_plan(tx, plans, sql, params).await?;
-    let rows = tx.query_raw(sql, params.iter().copied()).await?;
-    let mut rows = std::pin::pin!(rows);
-    while let Some(row) = rows.next().await {
-        each(row?)?;
+impl<'a> Reader<'a> {
+    /// A run's reader: its transaction and schema, and the plan log of `settings`.
+    pub(crate) fn of(ctx: &Context<'a>, settings: &'a IntegritySettings) -> Reader<'a> {
+        Reader {
+            tx: ctx.tx,
+            schema: ctx.schema,
+            plans: settings.plans.as_ref(),
+        }
     }
-    Ok(())
-}
 
-/// Records the plan of `sql` with these parameters, when plans are being recorded.
-async fn record_plan(
-    tx: &Transaction<'_>,
-    plans: Option<&PlanLog>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<(), CheckError> {
-    if let Some(log) = plans {
-        let plan = tx
-            .query(&format!("EXPLAIN {sql}"), params)
+    /// Runs one query. Not prepared-and-cached on purpose: these run every few minutes, and
+    /// an unnamed statement is planned with the actual parameters every time, which is also
+    /// exactly what `EXPLAIN` shows.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, CheckError> {
+        self.record_plan(sql, params).await?;
+        Ok(self.tx.query(sql, params).await?)
+    }
+
+    /// Like [`Reader::query`], but hands the rows to `each` as they arrive instead of
+    /// collecting them: a whole-history run over tens of thousands of rows then costs no more
+    /// memory than one row.
+    pub async fn query_each(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        mut each: impl FnMut(Row) -> Result<(), CheckError>,
+    ) -> Result<(), CheckError> {
+        self.record_plan(sql, params).await?;
+        let rows = self.tx.query_raw(sql, params.iter().copied()).await?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.next().await {
+            each(row?)?;
+        }
+        Ok(())
+    }
+
+    /// Records the plan of `sql` with these parameters, when plans are being recorded.
+    async fn record_plan(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(), CheckError> {
+        if let Some(log) = self.plans {
+            let plan = self
+                .tx
+                .query(&format!("EXPLAIN {sql}"), params)
+                .await?
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n");
+            log.push(QueryPlan {
+                sql: sql.to_owned(),
+                plan,
+            });
+        }
+        Ok(())
+    }
+
+    /// The tip's epoch; `None` while the database holds no numbered block.
+    pub async fn tip_epoch(&self) -> Result<Option<i64>, CheckError> {
+        Ok(self
+            .query(TIP_EPOCH_SQL, &[])
             .await?
-            .iter()
-            .map(|row| row.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n");
-        log.push(QueryPlan {
-            sql: sql.to_owned(),
-            plan,
-        });
+            .first()
+            .and_then(|row| row.get::<_, Option<i64>>(0)))
     }
-    Ok(())
+
+    /// Why a check that needs `tables` and `indexes` cannot run, if it cannot.
+    pub fn missing_prerequisite(&self, tables: &[&str], indexes: &[&str]) -> Option<String> {
+        let schema = self.schema;
+        if let Some(table) = tables.iter().find(|table| !schema.has_table(table)) {
+            return Some(format!(
+                "table {table} does not exist in this db-sync release"
+            ));
+        }
+        schema.missing_index(indexes).map(|index| {
+            format!(
+                "index {index} is missing: db-sync creates it once it is near the tip, \
+                 and without it this check would scan a large table"
+            )
+        })
+    }
+
+    /// `why_not`, or else why the ledger data is absent: every rule reads ledger data, and
+    /// the schema is asked first because that costs no query.
+    pub async fn or_ledger_missing(
+        &self,
+        why_not: Option<String>,
+    ) -> Result<Option<String>, CheckError> {
+        match why_not {
+            Some(reason) => Ok(Some(reason)),
+            None => self.ledger_missing().await,
+        }
+    }
+
+    /// Why ledger-derived checks cannot run, if the ledger data is absent.
+    async fn ledger_missing(&self) -> Result<Option<String>, CheckError> {
+        let present: bool = self.query(LEDGER_SQL, &[]).await?[0].get(0);
+        Ok((!present).then(|| {
+            "ada_pots is empty: db-sync runs with the ledger disabled (or has not reached Shelley)"
+                .to_owned()
+        }))
+    }
+
+    /// Whether `table.column` exists (columns moved between releases).
+    pub async fn has_column(&self, table: &str, column: &str) -> Result<bool, CheckError> {
+        Ok(self.query(HAS_COLUMN_SQL, &[&table, &column]).await?[0].get(0))
+    }
 }
 
 /// The newest block's epoch, through the primary key (as the tip check reads it).
 const TIP_EPOCH_SQL: &str = "SELECT epoch_no::bigint FROM block \
      WHERE block_no IS NOT NULL ORDER BY id DESC LIMIT 1";
-/// Why a check does not apply while [`tip_epoch`] finds no block.
+/// Why a check does not apply while [`Reader::tip_epoch`] finds no block.
 pub(crate) const NO_BLOCK: &str = "the database holds no block yet";
-
-/// The tip's epoch; `None` while the database holds no numbered block.
-pub(crate) async fn tip_epoch(
-    tx: &Transaction<'_>,
-    plans: Option<&PlanLog>,
-) -> Result<Option<i64>, CheckError> {
-    Ok(query(tx, plans, TIP_EPOCH_SQL, &[])
-        .await?
-        .first()
-        .and_then(|row| row.get::<_, Option<i64>>(0)))
-}
 
 /// SQL that is true when the stake address `addr` was registered at the boundary into epoch
 /// `boundary`: its newest registration or deregistration certificate from an earlier epoch,
@@ -103,63 +166,11 @@ pub(crate) const REGISTRATION_INDEXES: [&str; 2] = [
     "idx_stake_deregistration_addr_id",
 ];
 
-/// Why a check that needs `tables` and `indexes` cannot run, if it cannot.
-pub(crate) fn missing_prerequisite(
-    schema: &Schema,
-    tables: &[&str],
-    indexes: &[&str],
-) -> Option<String> {
-    if let Some(table) = tables.iter().find(|table| !schema.has_table(table)) {
-        return Some(format!(
-            "table {table} does not exist in this db-sync release"
-        ));
-    }
-    schema.missing_index(indexes).map(|index| {
-        format!(
-            "index {index} is missing: db-sync creates it once it is near the tip, \
-             and without it this check would scan a large table"
-        )
-    })
-}
-
 /// The ledger writes `ada_pots` at every Shelley-era boundary; with `ledger: disable` it stays
 /// empty, and so do `reward`, `epoch_stake` and `epoch_param`. A small table.
 const LEDGER_SQL: &str = "SELECT EXISTS (SELECT 1 FROM ada_pots)";
 
-/// `why_not`, or else why the ledger data is absent: every rule reads ledger data, and the
-/// schema is asked first because that costs no query.
-pub(crate) async fn or_ledger_missing(
-    why_not: Option<String>,
-    tx: &Transaction<'_>,
-    plans: Option<&PlanLog>,
-) -> Result<Option<String>, CheckError> {
-    match why_not {
-        Some(reason) => Ok(Some(reason)),
-        None => ledger_missing(tx, plans).await,
-    }
-}
-
-/// Why ledger-derived checks cannot run, if the ledger data is absent.
-async fn ledger_missing(
-    tx: &Transaction<'_>,
-    plans: Option<&PlanLog>,
-) -> Result<Option<String>, CheckError> {
-    let present: bool = query(tx, plans, LEDGER_SQL, &[]).await?[0].get(0);
-    Ok((!present).then(|| {
-        "ada_pots is empty: db-sync runs with the ledger disabled (or has not reached Shelley)"
-            .to_owned()
-    }))
-}
-
-/// Whether `table.column` exists (columns moved between releases).
-pub(crate) async fn has_column(
-    tx: &Transaction<'_>,
-    plans: Option<&PlanLog>,
-    table: &str,
-    column: &str,
-) -> Result<bool, CheckError> {
-    const SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
-         WHERE attrelid = to_regclass('public.' || $1::text) AND attname = $2::text \
-           AND attnum > 0 AND NOT attisdropped)";
-    Ok(query(tx, plans, SQL, &[&table, &column]).await?[0].get(0))
-}
+/// Whether a column exists, by table and column name.
+const HAS_COLUMN_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+     WHERE attrelid = to_regclass('public.' || $1::text) AND attname = $2::text \
+       AND attnum > 0 AND NOT attisdropped)";

@@ -12,13 +12,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
-use super::settings::PlanLog;
-use super::sql::{query, tip_epoch};
+use super::sql::Reader;
 use crate::checks::CheckError;
-use crate::db::Schema;
 
 /// Which epochs the last run covered, published with the findings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,18 +110,14 @@ impl<T> EpochState<T> {
 
     /// Decides what this run examines; `None` when the database holds no block yet.
     /// Changes nothing: a failed run leaves the state as it was.
-    pub async fn scope(
-        &self,
-        tx: &Transaction<'_>,
-        plans: Option<&PlanLog>,
-        schema: &Schema,
-    ) -> Result<Option<Scope>, CheckError> {
+    pub async fn scope(&self, db: &Reader<'_>) -> Result<Option<Scope>, CheckError> {
         let started = Instant::now();
-        let Some(tip_epoch) = tip_epoch(tx, plans).await? else {
+        let Some(tip_epoch) = db.tip_epoch().await? else {
             return Ok(None);
         };
         let mark_intact = match &self.mark {
-            Some(mark) => query(tx, plans, BLOCK_HASH_SQL, &[&mark.block_id])
+            Some(mark) => db
+                .query(BLOCK_HASH_SQL, &[&mark.block_id])
                 .await?
                 .first()
                 .is_some_and(|row| row.get::<_, Vec<u8>>(0) == mark.hash),
@@ -132,7 +125,7 @@ impl<T> EpochState<T> {
         };
         let full_because = match (&self.mark, self.last_full) {
             (None, _) | (_, None) => Some("first run"),
-            _ if self.stage_two != Some(schema.stage_two) => Some("the schema changed"),
+            _ if self.stage_two != Some(db.schema.stage_two) => Some("the schema changed"),
             (Some(mark), _) if tip_epoch < mark.epoch => Some("rollback: the tip epoch went down"),
             _ if !mark_intact => Some("rollback across an epoch boundary"),
             (_, Some(last)) if started.duration_since(last) >= self.full_interval => {
@@ -150,7 +143,7 @@ impl<T> EpochState<T> {
         let mark = match &self.mark {
             Some(mark) if mark_intact && mark.epoch == tip_epoch => mark.clone(),
             _ => {
-                let rows = query(tx, plans, EPOCH_FIRST_BLOCK_SQL, &[&tip_epoch]).await?;
+                let rows = db.query(EPOCH_FIRST_BLOCK_SQL, &[&tip_epoch]).await?;
                 let row = rows.first().ok_or_else(|| {
                     CheckError::Data(format!("epoch {tip_epoch} of the tip has no block"))
                 })?;
@@ -172,7 +165,7 @@ impl<T> EpochState<T> {
             full: full_because.is_some(),
             started,
             mark,
-            stage_two: schema.stage_two,
+            stage_two: db.schema.stage_two,
         }))
     }
 
