@@ -132,16 +132,17 @@ impl Incremental for AdaPotsRule {
             .or_else(|| db.schema.network.as_deref().and_then(NetworkParams::known));
         let first_epoch = match known {
             Some(params) => params.shelley_start_epoch,
-            None => db.query(FIRST_EPOCH_SQL, &[]).await?[0]
-                .get::<_, Option<i64>>(0)
+            None => db
+                .query_value::<Option<i64>>(FIRST_EPOCH_SQL, &[])
+                .await?
                 .unwrap_or(scope.tip_epoch),
         };
 
         let mut fresh: BTreeMap<i64, EpochPots> = BTreeMap::new();
         for row in db.query(&rows_sql(deposits), &scope.bounds()).await? {
-            let epoch: i64 = row.get(0);
-            let id: i64 = row.get(1);
-            let text: &str = row.get(2);
+            let epoch: i64 = row.try_get(0)?;
+            let id: i64 = row.try_get(1)?;
+            let text: &str = row.try_get(2)?;
             let sum: i128 = text
                 .parse()
                 .map_err(|_| CheckError::Data(format!("ada_pots sum {text} is not an integer")))?;

@@ -61,11 +61,10 @@ impl Check for EpochStakeCheck {
         let Some(epoch_no) = db.tip_epoch().await? else {
             return Ok(Verdict::NotApplicable(sql::NO_BLOCK.into()));
         };
-        let complete = db
-            .query(PROGRESS_SQL, &[&epoch_no])
-            .await?
-            .first()
-            .is_some_and(|row| row.get::<_, bool>(0));
+        let complete = match db.query(PROGRESS_SQL, &[&epoch_no]).await?.first() {
+            Some(row) => row.try_get::<_, bool>(0)?,
+            None => false,
+        };
         Ok(Verdict::Found(Findings::EpochStake(EpochStakeFindings {
             epoch_no,
             complete,

@@ -159,3 +159,27 @@ pub(super) fn total<T: Default>(epochs: &BTreeMap<i64, T>, add: fn(&mut T, &T)) 
     }
     totals
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_an_unmet_prerequisite() {
+        assert_eq!(Prerequisites::from(None), Prerequisites::Met(()));
+        assert_eq!(
+            Prerequisites::from(Some("no table".to_owned())),
+            Prerequisites::Unmet("no table".into())
+        );
+    }
+
+    #[test]
+    fn totals_add_every_epoch() {
+        let epochs = BTreeMap::from([(3, 1_u64), (5, 2), (9, 4)]);
+        assert_eq!(total(&epochs, |sum, epoch| *sum += epoch), 7);
+        assert_eq!(
+            total(&BTreeMap::new(), |sum: &mut u64, epoch| *sum += epoch),
+            0
+        );
+    }
+}

@@ -239,8 +239,12 @@ impl Incremental for MirRule {
         let mut rewards: HashMap<(Pot, i64, i64), (i64, bool)> = HashMap::new();
         for row in db.query(&rewards_sql(table), &scope.bounds()).await? {
             rewards.insert(
-                (Pot::parse(row.get(0))?, row.get(1), row.get(2)),
-                (row.get(3), false),
+                (
+                    Pot::parse(row.try_get(0)?)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                ),
+                (row.try_get(3)?, false),
             );
         }
 
@@ -259,15 +263,20 @@ impl Incremental for MirRule {
         };
         let mut group: Option<((Pot, i64, i64), Owed)> = None;
         db.query_each(CERTS_SQL, &scope.bounds(), |row| {
-            let key = (Pot::parse(row.get(0))?, row.get(1), row.get(2));
+            let key = (
+                Pot::parse(row.try_get(0)?)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+            );
+            let amount: i64 = row.try_get(5)?;
             match &mut group {
-                Some((current, owed)) if *current == key => owed.add(row.get(5)),
+                Some((current, owed)) if *current == key => owed.add(amount),
                 _ => {
                     if let Some((done, owed)) = group.take() {
                         settle(done, owed);
                     }
                     let mut owed = Owed::default();
-                    owed.add(row.get(5));
+                    owed.add(amount);
                     group = Some((key, owed));
                 }
             }
@@ -283,7 +292,7 @@ impl Incremental for MirRule {
             let addrs: Vec<i64> = candidates.iter().map(|c| c.1).collect();
             let boundaries: Vec<i64> = candidates.iter().map(|c| c.2 + 1).collect();
             for row in db.query(&registered_sql(), &[&addrs, &boundaries]).await? {
-                let position: i64 = row.get(0);
+                let position: i64 = row.try_get(0)?;
                 let (pot, _, epoch, amount) = usize::try_from(position - 1)
                     .ok()
                     .and_then(|i| candidates.get(i))

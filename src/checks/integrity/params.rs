@@ -45,15 +45,15 @@ impl EpochParams {
             .await?
             .iter()
             .map(|row| {
-                (
-                    row.get(0),
+                Ok((
+                    row.try_get(0)?,
                     EpochParam {
-                        protocol_major: row.get(1),
-                        pool_deposit: row.get(2),
+                        protocol_major: row.try_get(1)?,
+                        pool_deposit: row.try_get(2)?,
                     },
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<_, CheckError>>()?;
         Ok(EpochParams { by_epoch })
     }
 

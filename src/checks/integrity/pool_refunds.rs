@@ -166,15 +166,15 @@ impl Incremental for PoolRefundsRule {
 
         let mut fresh: BTreeMap<i64, RefundTotals> = BTreeMap::new();
         for row in db.query(&retirements_sql(deposit), &scope.bounds()).await? {
-            let epoch: i64 = row.get(0);
-            let pool_id: i64 = row.get(1);
+            let epoch: i64 = row.try_get(0)?;
+            let pool_id: i64 = row.try_get(1)?;
             // A retirement without any registration before it cannot have passed the ledger;
             // there is no account to check.
-            if row.get::<_, Option<i64>>(2).is_none() {
+            if row.try_get::<_, Option<i64>>(2)?.is_none() {
                 tracing::debug!(pool_id, epoch, "retirement without a prior pool_update");
                 continue;
             }
-            let (registered, refunded): (bool, bool) = (row.get(4), row.get(5));
+            let (registered, refunded): (bool, bool) = (row.try_get(4)?, row.try_get(5)?);
             if refunded {
                 continue;
             }
@@ -183,7 +183,7 @@ impl Incremental for PoolRefundsRule {
                 // Shelley to Babbage refunded the pool deposit parameter in force at the reap
                 // (that of epoch E−1); 13.3+ records what the pool actually paid.
                 let deposit = row
-                    .get::<_, Option<i64>>(3)
+                    .try_get::<_, Option<i64>>(3)?
                     .or_else(|| params.at(epoch - 1).map(|param| param.pool_deposit));
                 totals.missing += 1;
                 totals.missing_lovelace =

@@ -4,7 +4,7 @@
 
 use deadpool_postgres::Transaction;
 use futures_util::StreamExt;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSqlOwned, ToSql};
 use tokio_postgres::Row;
 
 use super::settings::{IntegritySettings, PlanLog, QueryPlan};
@@ -45,6 +45,18 @@ impl<'a> Reader<'a> {
         Ok(self.tx.query(sql, params).await?)
     }
 
+    /// The first column of the one row `sql` returns (an aggregate, an `EXISTS`).
+    pub async fn query_value<T: FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<T, CheckError> {
+        match self.query(sql, params).await?.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Err(CheckError::Data(format!("no row from {sql}"))),
+        }
+    }
+
     /// Like [`Reader::query`], but hands the rows to `each` as they arrive instead of
     /// collecting them: a whole-history run over tens of thousands of rows then costs no more
     /// memory than one row.
@@ -75,8 +87,8 @@ impl<'a> Reader<'a> {
                 .query(&format!("EXPLAIN {sql}"), params)
                 .await?
                 .iter()
-                .map(|row| row.get::<_, String>(0))
-                .collect::<Vec<_>>()
+                .map(|row| row.try_get::<_, String>(0))
+                .collect::<Result<Vec<_>, _>>()?
                 .join("\n");
             log.push(QueryPlan {
                 sql: sql.to_owned(),
@@ -88,11 +100,10 @@ impl<'a> Reader<'a> {
 
     /// The tip's epoch; `None` while the database holds no numbered block.
     pub async fn tip_epoch(&self) -> Result<Option<i64>, CheckError> {
-        Ok(self
-            .query(TIP_EPOCH_SQL, &[])
-            .await?
-            .first()
-            .and_then(|row| row.get::<_, Option<i64>>(0)))
+        match self.query(TIP_EPOCH_SQL, &[]).await?.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Ok(None),
+        }
     }
 
     /// Why a check that needs `tables` and `indexes` cannot run, if it cannot.
@@ -125,7 +136,7 @@ impl<'a> Reader<'a> {
 
     /// Why ledger-derived checks cannot run, if the ledger data is absent.
     async fn ledger_missing(&self) -> Result<Option<String>, CheckError> {
-        let present: bool = self.query(LEDGER_SQL, &[]).await?[0].get(0);
+        let present: bool = self.query_value(LEDGER_SQL, &[]).await?;
         Ok((!present).then(|| {
             "ada_pots is empty: db-sync runs with the ledger disabled (or has not reached Shelley)"
                 .to_owned()
@@ -134,7 +145,7 @@ impl<'a> Reader<'a> {
 
     /// Whether `table.column` exists (columns moved between releases).
     pub async fn has_column(&self, table: &str, column: &str) -> Result<bool, CheckError> {
-        Ok(self.query(HAS_COLUMN_SQL, &[&table, &column]).await?[0].get(0))
+        self.query_value(HAS_COLUMN_SQL, &[&table, &column]).await
     }
 }
 

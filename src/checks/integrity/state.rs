@@ -116,11 +116,10 @@ impl<T> EpochState<T> {
             return Ok(None);
         };
         let mark_intact = match &self.mark {
-            Some(mark) => db
-                .query(BLOCK_HASH_SQL, &[&mark.block_id])
-                .await?
-                .first()
-                .is_some_and(|row| row.get::<_, Vec<u8>>(0) == mark.hash),
+            Some(mark) => match db.query(BLOCK_HASH_SQL, &[&mark.block_id]).await?.first() {
+                Some(row) => row.try_get::<_, Vec<u8>>(0)? == mark.hash,
+                None => false,
+            },
             None => false,
         };
         let full_because = match (&self.mark, self.last_full) {
@@ -149,8 +148,8 @@ impl<T> EpochState<T> {
                 })?;
                 Mark {
                     epoch: tip_epoch,
-                    block_id: row.get(0),
-                    hash: row.get(1),
+                    block_id: row.try_get(0)?,
+                    hash: row.try_get(1)?,
                 }
             }
         };
