@@ -3,16 +3,12 @@
 //! A check is a small state machine owned by its own scheduler task (so it can remember the
 //! previous run without locks). Each run gets a read-only transaction with server-side
 //! timeouts and returns a [`Verdict`]: findings to publish, or the reason the check does not
-//! apply to this database. One file per check; [`epochs`] holds what the integrity checks
-//! (`mir`, `pool_refunds`, `ada_pots`, `epoch_stake`) share.
+//! apply to this database. One file per check; the integrity checks (`mir`, `pool_refunds`,
+//! `ada_pots`, `epoch_stake`) and what they share live in [`integrity`].
 
-pub mod ada_pots;
-pub mod epoch_stake;
-pub mod epochs;
 pub mod grest;
 pub mod info;
-pub mod mir;
-pub mod pool_refunds;
+pub mod integrity;
 pub mod rollback;
 mod schedule;
 pub mod tip;
@@ -28,13 +24,13 @@ use tokio::sync::Semaphore;
 pub use crate::db::CheckError;
 use crate::db::Schema;
 
-pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
-pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
-pub use epochs::{Coverage, IntegritySettings, PlanLog, QueryPlan};
 pub use grest::{Grest, GrestCheck};
 pub use info::{Info, InfoCheck};
-pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
-pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
+pub use integrity::{
+    AdaPotsCheck, AdaPotsFindings, Coverage, EpochStakeCheck, EpochStakeFindings,
+    IntegritySettings, MirCheck, MirFindings, MirPot, MirTotals, PlanLog, PoolRefundFindings,
+    PoolRefundsCheck, Pot, QueryPlan, RefundTotals,
+};
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
 pub use tip::{Tip, TipCheck};

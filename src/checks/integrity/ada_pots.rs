@@ -16,9 +16,12 @@
 
 use std::collections::BTreeMap;
 
-use super::epochs::{self, query, EpochState, IntegritySettings};
-use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use super::incremental::{Examined, Incremental, IntegrityCheck, Prerequisites};
+use super::settings::IntegritySettings;
+use super::sql::Reader;
+use super::state::{Coverage, Scope};
 use crate::chain::NetworkParams;
+use crate::checks::{CheckError, CheckName, Findings, Verdict};
 
 /// Shelley genesis `maxLovelaceSupply` of mainnet, preprod and preview.
 pub const MAX_LOVELACE_SUPPLY: i128 = 45_000_000_000_000_000;
@@ -52,30 +55,6 @@ pub struct AdaPotsFindings {
     pub coverage: Coverage,
 }
 
-/// Checks the supply invariant, epoch by epoch.
-pub struct AdaPotsCheck {
-    settings: IntegritySettings,
-    chain_override: Option<NetworkParams>,
-    state: EpochState<EpochPots>,
-}
-
-impl AdaPotsCheck {
-    /// A check that has examined nothing yet; `chain_override` (the `--chain.*` flags) says
-    /// where Shelley starts on networks the exporter does not know.
-    pub fn new(settings: IntegritySettings, chain_override: Option<NetworkParams>) -> AdaPotsCheck {
-        AdaPotsCheck {
-            state: EpochState::new(settings.full_interval),
-            settings,
-            chain_override,
-        }
-    }
-
-    /// Partial results by epoch (epochs without a row are absent).
-    pub fn epochs(&self) -> &BTreeMap<i64, EpochPots> {
-        self.state.results()
-    }
-}
-
 fn rows_sql(deposits: &str) -> String {
     format!(
         "SELECT epoch_no::bigint, id, \
@@ -106,32 +85,43 @@ pub(crate) fn summarise(
     (newest, inconsistent, missing)
 }
 
-impl Check for AdaPotsCheck {
-    fn name(&self) -> CheckName {
-        CheckName::AdaPots
+/// Checks the supply invariant, epoch by epoch.
+pub type AdaPotsCheck = IntegrityCheck<AdaPotsRule>;
+
+impl AdaPotsCheck {
+    /// A check that has examined nothing yet; `chain_override` (the `--chain.*` flags) says
+    /// where Shelley starts on networks the exporter does not know.
+    pub fn new(settings: IntegritySettings, chain_override: Option<NetworkParams>) -> AdaPotsCheck {
+        IntegrityCheck::of(AdaPotsRule { chain_override }, settings)
+    }
+}
+
+/// The `ada_pots` rule; its partial results are by epoch (epochs without a row are absent).
+#[derive(Clone, Debug)]
+pub struct AdaPotsRule {
+    /// Where Shelley starts on a network the exporter does not know (`--chain.*`).
+    chain_override: Option<NetworkParams>,
+}
+
+impl Incremental for AdaPotsRule {
+    const NAME: CheckName = CheckName::AdaPots;
+    type Epoch = EpochPots;
+    type Ready = ();
+    /// The first epoch expected to have a row.
+    type Seen = i64;
+
+    async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
+        let why_not = db.missing_prerequisite(&["ada_pots"], &[]);
+        Ok(db.or_ledger_missing(why_not).await?.into())
     }
 
-    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
-        self.settings.gate.clone()
-    }
-
-    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
-        let why_not = match epochs::missing_prerequisite(ctx.schema, &["ada_pots"], &[]) {
-            Some(reason) => Some(reason),
-            None => epochs::ledger_missing(ctx.tx, plans).await?,
-        };
-        if let Some(reason) = why_not {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(reason));
-        }
-        let Some(scope) = self.state.scope(ctx.tx, plans, ctx.schema).await? else {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
-                "the database holds no block yet".into(),
-            ));
-        };
-        let deposits = if epochs::has_column(ctx.tx, plans, "ada_pots", "deposits_stake").await? {
+    async fn examine(
+        &self,
+        db: &Reader<'_>,
+        (): (),
+        scope: &Scope,
+    ) -> Result<Examined<EpochPots, i64>, CheckError> {
+        let deposits = if db.has_column("ada_pots", "deposits_stake").await? {
             SPLIT_DEPOSITS
         } else {
             "deposits"
@@ -139,26 +129,20 @@ impl Check for AdaPotsCheck {
         let known = self
             .chain_override
             .clone()
-            .or_else(|| ctx.schema.network.as_deref().and_then(NetworkParams::known));
+            .or_else(|| db.schema.network.as_deref().and_then(NetworkParams::known));
         let first_epoch = match known {
             Some(params) => params.shelley_start_epoch,
-            None => query(ctx.tx, plans, FIRST_EPOCH_SQL, &[]).await?[0]
-                .get::<_, Option<i64>>(0)
+            None => db
+                .query_value::<Option<i64>>(FIRST_EPOCH_SQL, &[])
+                .await?
                 .unwrap_or(scope.tip_epoch),
         };
 
         let mut fresh: BTreeMap<i64, EpochPots> = BTreeMap::new();
-        for row in query(
-            ctx.tx,
-            plans,
-            &rows_sql(deposits),
-            &[&scope.from, &scope.tip_epoch],
-        )
-        .await?
-        {
-            let epoch: i64 = row.get(0);
-            let id: i64 = row.get(1);
-            let text: &str = row.get(2);
+        for row in db.query(&rows_sql(deposits), &scope.bounds()).await? {
+            let epoch: i64 = row.try_get(0)?;
+            let id: i64 = row.try_get(1)?;
+            let text: &str = row.try_get(2)?;
             let sum: i128 = text
                 .parse()
                 .map_err(|_| CheckError::Data(format!("ada_pots sum {text} is not an integer")))?;
@@ -173,24 +157,31 @@ impl Check for AdaPotsCheck {
             }
         }
 
-        let tip_epoch = scope.tip_epoch;
-        let coverage = scope.coverage(self.state.full_interval());
-        self.state.commit(scope, fresh);
+        Ok(Examined {
+            epochs: fresh,
+            seen: first_epoch,
+        })
+    }
+
+    fn finish(
+        &self,
+        epochs: &BTreeMap<i64, EpochPots>,
+        first_epoch: i64,
+        coverage: Coverage,
+    ) -> Verdict {
         let (newest, inconsistent_epochs, missing_epochs) =
-            summarise(self.state.results(), first_epoch, tip_epoch);
+            summarise(epochs, first_epoch, coverage.tip_epoch);
         let Some((newest_epoch, deviation_lovelace)) = newest else {
-            return Ok(Verdict::NotApplicable(
-                "ada_pots has no row up to the tip epoch".into(),
-            ));
+            return Verdict::NotApplicable("ada_pots has no row up to the tip epoch".into());
         };
-        Ok(Verdict::Found(Findings::AdaPots(AdaPotsFindings {
+        Verdict::Found(Findings::AdaPots(AdaPotsFindings {
             deviation_lovelace,
             newest_epoch,
             inconsistent_epochs,
             missing_epochs,
             first_epoch,
             coverage,
-        })))
+        }))
     }
 }
 

@@ -5,10 +5,19 @@
 //! few hundred rows). Until the tip epoch's row says `completed`, per-epoch stake queries
 //! (Koios' active stake, pool history) return partial answers. Releases without the table do
 //! not apply; nor does a database without ledger data (`ada_pots` empty), where
-//! `epoch_stake` stays empty by design. Nothing to remember between runs.
+//! `epoch_stake` stays empty by design.
+//!
+//! Not an [`Incremental`](super::Incremental) rule: its answer is one row of the tip epoch,
+//! which no older epoch can change, so there is nothing to remember between runs, and the
+//! incremental state's boundary lookups would only add queries.
 
-use super::epochs::{self, query, IntegritySettings};
-use super::{Check, CheckError, CheckName, Context, Findings, Verdict};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::settings::IntegritySettings;
+use super::sql::{self, Reader};
+use crate::checks::{Check, CheckError, CheckName, Context, Findings, Verdict};
 
 /// The `epoch_stake` check's findings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,32 +48,23 @@ impl Check for EpochStakeCheck {
         CheckName::EpochStake
     }
 
-    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+    fn gate(&self) -> Option<Arc<Semaphore>> {
         self.settings.gate.clone()
     }
 
     async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
-        let why_not = match epochs::missing_prerequisite(
-            ctx.schema,
-            &["epoch_stake_progress", "ada_pots"],
-            &[],
-        ) {
-            Some(reason) => Some(reason),
-            None => epochs::ledger_missing(ctx.tx, plans).await?,
-        };
-        if let Some(reason) = why_not {
+        let db = Reader::of(&ctx, &self.settings);
+        let why_not = db.missing_prerequisite(&["epoch_stake_progress", "ada_pots"], &[]);
+        if let Some(reason) = db.or_ledger_missing(why_not).await? {
             return Ok(Verdict::NotApplicable(reason));
         }
-        let Some(epoch_no) = epochs::tip_epoch(ctx.tx, plans).await? else {
-            return Ok(Verdict::NotApplicable(
-                "the database holds no block yet".into(),
-            ));
+        let Some(epoch_no) = db.tip_epoch().await? else {
+            return Ok(Verdict::NotApplicable(sql::NO_BLOCK.into()));
         };
-        let complete = query(ctx.tx, plans, PROGRESS_SQL, &[&epoch_no])
-            .await?
-            .first()
-            .is_some_and(|row| row.get::<_, bool>(0));
+        let complete = match db.query(PROGRESS_SQL, &[&epoch_no]).await?.first() {
+            Some(row) => row.try_get::<_, bool>(0)?,
+            None => false,
+        };
         Ok(Verdict::Found(Findings::EpochStake(EpochStakeFindings {
             epoch_no,
             complete,

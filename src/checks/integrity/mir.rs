@@ -22,10 +22,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::epochs::{
-    self, query, query_each, EpochParams, EpochState, IntegritySettings, ALONZO, CONWAY,
-};
-use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use super::incremental::{total, Examined, Incremental, IntegrityCheck, Prerequisites};
+use super::params::{EpochParams, ALONZO, CONWAY};
+use super::sql::{self, Reader};
+use super::state::{Coverage, Scope};
+use crate::checks::{CheckError, CheckName, Findings, Verdict};
 use crate::db::InstantRewardTable;
 
 /// A MIR source pot; the `pot` label value.
@@ -117,27 +118,6 @@ pub struct MirFindings {
     pub coverage: Coverage,
 }
 
-/// Compares MIR certificates with instant rewards, epoch by epoch.
-pub struct MirCheck {
-    settings: IntegritySettings,
-    state: EpochState<MirTotals>,
-}
-
-impl MirCheck {
-    /// A check that has examined nothing yet.
-    pub fn new(settings: IntegritySettings) -> MirCheck {
-        MirCheck {
-            state: EpochState::new(settings.full_interval),
-            settings,
-        }
-    }
-
-    /// Partial results by certificate epoch (epochs with nothing to report are absent).
-    pub fn epochs(&self) -> &BTreeMap<i64, MirTotals> {
-        self.state.results()
-    }
-}
-
 /// What a credential is owed for one pot from the certificates of one epoch, fed in
 /// certificate order (by tx, then position in the tx): before Alonzo the last certificate
 /// replaces the earlier ones; from Alonzo on the amounts (signed deltas) add up.
@@ -195,7 +175,7 @@ fn registered_sql() -> String {
     format!(
         "SELECT c.i FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS c(addr_id, boundary, i) \
          WHERE {}",
-        epochs::registered_at("c.addr_id", "c.boundary")
+        sql::registered_at("c.addr_id", "c.boundary")
     )
 }
 
@@ -208,63 +188,63 @@ const TABLES: [&str; 6] = [
     "ada_pots",
 ];
 
-impl Check for MirCheck {
-    fn name(&self) -> CheckName {
-        CheckName::Mir
-    }
+/// Compares MIR certificates with instant rewards, epoch by epoch.
+pub type MirCheck = IntegrityCheck<MirRule>;
 
-    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
-        self.settings.gate.clone()
-    }
+/// The `mir` rule; its partial results are by certificate epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MirRule;
 
-    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
-        let table = ctx.schema.instant_rewards;
-        let why_not = if table == InstantRewardTable::Reward {
+impl Incremental for MirRule {
+    const NAME: CheckName = CheckName::Mir;
+    type Epoch = MirTotals;
+    /// The rule for several certificates to one credential depends on the protocol version.
+    type Ready = EpochParams;
+    type Seen = ();
+
+    async fn prerequisites(
+        &self,
+        db: &Reader<'_>,
+    ) -> Result<Prerequisites<EpochParams>, CheckError> {
+        let why_not = if db.schema.instant_rewards == InstantRewardTable::Reward {
             Some(
                 "db-sync before 13.2 keeps instant rewards in reward, which cannot be \
                  searched by type without a scan"
                     .to_owned(),
             )
         } else {
-            epochs::missing_prerequisite(ctx.schema, &TABLES, &epochs::REGISTRATION_INDEXES)
+            db.missing_prerequisite(&TABLES, &sql::REGISTRATION_INDEXES)
         };
-        let why_not = match why_not {
-            Some(reason) => Some(reason),
-            None => epochs::ledger_missing(ctx.tx, plans).await?,
-        };
-        if let Some(reason) = why_not {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(reason));
+        if let Some(reason) = db.or_ledger_missing(why_not).await? {
+            return Ok(Prerequisites::Unmet(reason));
         }
-        let params = EpochParams::load(ctx.tx, plans).await?;
+        let params = EpochParams::load(db).await?;
         if params.is_empty() {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
+            return Ok(Prerequisites::Unmet(
                 "epoch_param is empty: db-sync runs with the ledger disabled".into(),
             ));
         }
-        let Some(scope) = self.state.scope(ctx.tx, plans, ctx.schema).await? else {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
-                "the database holds no block yet".into(),
-            ));
-        };
+        Ok(Prerequisites::Met(params))
+    }
 
+    async fn examine(
+        &self,
+        db: &Reader<'_>,
+        params: EpochParams,
+        scope: &Scope,
+    ) -> Result<Examined<MirTotals>, CheckError> {
+        let table = db.schema.instant_rewards;
         // Instant rewards per (pot, credential, spendable epoch): how many, and whether a
         // certificate accounts for them.
         let mut rewards: HashMap<(Pot, i64, i64), (i64, bool)> = HashMap::new();
-        for row in query(
-            ctx.tx,
-            plans,
-            &rewards_sql(table),
-            &[&scope.from, &scope.tip_epoch],
-        )
-        .await?
-        {
+        for row in db.query(&rewards_sql(table), &scope.bounds()).await? {
             rewards.insert(
-                (Pot::parse(row.get(0))?, row.get(1), row.get(2)),
-                (row.get(3), false),
+                (
+                    Pot::parse(row.try_get(0)?)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                ),
+                (row.try_get(3)?, false),
             );
         }
 
@@ -282,27 +262,26 @@ impl Check for MirCheck {
             }
         };
         let mut group: Option<((Pot, i64, i64), Owed)> = None;
-        query_each(
-            ctx.tx,
-            plans,
-            CERTS_SQL,
-            &[&scope.from, &scope.tip_epoch],
-            |row| {
-                let key = (Pot::parse(row.get(0))?, row.get(1), row.get(2));
-                match &mut group {
-                    Some((current, owed)) if *current == key => owed.add(row.get(5)),
-                    _ => {
-                        if let Some((done, owed)) = group.take() {
-                            settle(done, owed);
-                        }
-                        let mut owed = Owed::default();
-                        owed.add(row.get(5));
-                        group = Some((key, owed));
+        db.query_each(CERTS_SQL, &scope.bounds(), |row| {
+            let key = (
+                Pot::parse(row.try_get(0)?)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+            );
+            let amount: i64 = row.try_get(5)?;
+            match &mut group {
+                Some((current, owed)) if *current == key => owed.add(amount),
+                _ => {
+                    if let Some((done, owed)) = group.take() {
+                        settle(done, owed);
                     }
+                    let mut owed = Owed::default();
+                    owed.add(amount);
+                    group = Some((key, owed));
                 }
-                Ok(())
-            },
-        )
+            }
+            Ok(())
+        })
         .await?;
         if let Some((done, owed)) = group {
             settle(done, owed);
@@ -312,8 +291,8 @@ impl Check for MirCheck {
         if !candidates.is_empty() {
             let addrs: Vec<i64> = candidates.iter().map(|c| c.1).collect();
             let boundaries: Vec<i64> = candidates.iter().map(|c| c.2 + 1).collect();
-            for row in query(ctx.tx, plans, &registered_sql(), &[&addrs, &boundaries]).await? {
-                let position: i64 = row.get(0);
+            for row in db.query(&registered_sql(), &[&addrs, &boundaries]).await? {
+                let position: i64 = row.try_get(0)?;
                 let (pot, _, epoch, amount) = usize::try_from(position - 1)
                     .ok()
                     .and_then(|i| candidates.get(i))
@@ -332,16 +311,14 @@ impl Check for MirCheck {
             }
         }
 
-        let coverage = scope.coverage(self.state.full_interval());
-        self.state.commit(scope, fresh);
-        let mut totals = MirTotals::default();
-        for epoch in self.state.results().values() {
-            totals.add(epoch);
-        }
-        Ok(Verdict::Found(Findings::Mir(MirFindings {
-            totals,
+        Ok(fresh.into())
+    }
+
+    fn finish(&self, epochs: &BTreeMap<i64, MirTotals>, (): (), coverage: Coverage) -> Verdict {
+        Verdict::Found(Findings::Mir(MirFindings {
+            totals: total(epochs, MirTotals::add),
             coverage,
-        })))
+        }))
     }
 }
 

@@ -22,8 +22,11 @@
 
 use std::collections::BTreeMap;
 
-use super::epochs::{self, query, EpochParams, EpochState, IntegritySettings};
-use super::{Check, CheckError, CheckName, Context, Coverage, Findings, Verdict};
+use super::incremental::{total, Examined, Incremental, IntegrityCheck, Prerequisites};
+use super::params::EpochParams;
+use super::sql::{self, Reader};
+use super::state::{Coverage, Scope};
+use crate::checks::{CheckError, CheckName, Findings, Verdict};
 
 /// One retiring epoch's partial result, or the totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,27 +55,6 @@ pub struct PoolRefundFindings {
     pub totals: RefundTotals,
     /// What the run covered.
     pub coverage: Coverage,
-}
-
-/// Compares effective pool retirements with refund rewards, epoch by epoch.
-pub struct PoolRefundsCheck {
-    settings: IntegritySettings,
-    state: EpochState<RefundTotals>,
-}
-
-impl PoolRefundsCheck {
-    /// A check that has examined nothing yet.
-    pub fn new(settings: IntegritySettings) -> PoolRefundsCheck {
-        PoolRefundsCheck {
-            state: EpochState::new(settings.full_interval),
-            settings,
-        }
-    }
-
-    /// Partial results by retiring epoch (epochs with nothing to report are absent).
-    pub fn epochs(&self) -> &BTreeMap<i64, RefundTotals> {
-        self.state.results()
-    }
 }
 
 /// Effective retirements with retiring epoch in `[$1, $2]`, their reward account, its
@@ -113,7 +95,7 @@ fn retirements_sql(deposit: &str) -> String {
                         WHERE rw.addr_id = a.reward_addr_id AND rw.type = 'refund' \
                           AND rw.earned_epoch = a.epoch AND rw.pool_id = a.hash_id) AS refunded \
          FROM account a",
-        registered = epochs::registered_at("a.reward_addr_id", "a.epoch"),
+        registered = sql::registered_at("a.reward_addr_id", "a.epoch"),
     )
 }
 
@@ -136,25 +118,28 @@ const TABLES: [&str; 7] = [
 
 const POOL_INDEXES: [&str; 2] = ["idx_pool_retire_hash_id", "idx_pool_update_hash_id"];
 
-impl Check for PoolRefundsCheck {
-    fn name(&self) -> CheckName {
-        CheckName::PoolRefunds
-    }
+/// Compares effective pool retirements with refund rewards, epoch by epoch.
+pub type PoolRefundsCheck = IntegrityCheck<PoolRefundsRule>;
 
-    fn gate(&self) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
-        self.settings.gate.clone()
-    }
+/// The `pool_refunds` rule; its partial results are by retiring epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolRefundsRule;
 
-    async fn run(&mut self, ctx: Context<'_>) -> Result<Verdict, CheckError> {
-        let plans = self.settings.plans.as_ref();
-        let indexes: Vec<&str> = epochs::REGISTRATION_INDEXES
+impl Incremental for PoolRefundsRule {
+    const NAME: CheckName = CheckName::PoolRefunds;
+    type Epoch = RefundTotals;
+    type Ready = ();
+    type Seen = ();
+
+    async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
+        let indexes: Vec<&str> = sql::REGISTRATION_INDEXES
             .into_iter()
             .chain(POOL_INDEXES)
             .collect();
-        let mut why_not = epochs::missing_prerequisite(ctx.schema, &TABLES, &indexes);
+        let mut why_not = db.missing_prerequisite(&TABLES, &indexes);
         if why_not.is_none()
-            && !ctx.schema.has_index("unique_reward")
-            && !ctx.schema.has_index("idx_reward_addr_id")
+            && !db.schema.has_index("unique_reward")
+            && !db.schema.has_index("idx_reward_addr_id")
         {
             why_not = Some(
                 "neither unique_reward nor idx_reward_addr_id exists: db-sync creates them \
@@ -163,44 +148,33 @@ impl Check for PoolRefundsCheck {
                     .to_owned(),
             );
         }
-        if why_not.is_none() {
-            why_not = epochs::ledger_missing(ctx.tx, plans).await?;
-        }
-        if let Some(reason) = why_not {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(reason));
-        }
-        let Some(scope) = self.state.scope(ctx.tx, plans, ctx.schema).await? else {
-            self.state.reset();
-            return Ok(Verdict::NotApplicable(
-                "the database holds no block yet".into(),
-            ));
-        };
-        let params = EpochParams::load(ctx.tx, plans).await?;
-        let deposit = if epochs::has_column(ctx.tx, plans, "pool_update", "deposit").await? {
+        Ok(db.or_ledger_missing(why_not).await?.into())
+    }
+
+    async fn examine(
+        &self,
+        db: &Reader<'_>,
+        (): (),
+        scope: &Scope,
+    ) -> Result<Examined<RefundTotals>, CheckError> {
+        let params = EpochParams::load(db).await?;
+        let deposit = if db.has_column("pool_update", "deposit").await? {
             DEPOSIT_SQL
         } else {
             "NULL::bigint"
         };
 
         let mut fresh: BTreeMap<i64, RefundTotals> = BTreeMap::new();
-        for row in query(
-            ctx.tx,
-            plans,
-            &retirements_sql(deposit),
-            &[&scope.from, &scope.tip_epoch],
-        )
-        .await?
-        {
-            let epoch: i64 = row.get(0);
-            let pool_id: i64 = row.get(1);
+        for row in db.query(&retirements_sql(deposit), &scope.bounds()).await? {
+            let epoch: i64 = row.try_get(0)?;
+            let pool_id: i64 = row.try_get(1)?;
             // A retirement without any registration before it cannot have passed the ledger;
             // there is no account to check.
-            if row.get::<_, Option<i64>>(2).is_none() {
+            if row.try_get::<_, Option<i64>>(2)?.is_none() {
                 tracing::debug!(pool_id, epoch, "retirement without a prior pool_update");
                 continue;
             }
-            let (registered, refunded): (bool, bool) = (row.get(4), row.get(5));
+            let (registered, refunded): (bool, bool) = (row.try_get(4)?, row.try_get(5)?);
             if refunded {
                 continue;
             }
@@ -209,7 +183,7 @@ impl Check for PoolRefundsCheck {
                 // Shelley to Babbage refunded the pool deposit parameter in force at the reap
                 // (that of epoch E−1); 13.3+ records what the pool actually paid.
                 let deposit = row
-                    .get::<_, Option<i64>>(3)
+                    .try_get::<_, Option<i64>>(3)?
                     .or_else(|| params.at(epoch - 1).map(|param| param.pool_deposit));
                 totals.missing += 1;
                 totals.missing_lovelace =
@@ -219,16 +193,14 @@ impl Check for PoolRefundsCheck {
             }
         }
 
-        let coverage = scope.coverage(self.state.full_interval());
-        self.state.commit(scope, fresh);
-        let mut totals = RefundTotals::default();
-        for epoch in self.state.results().values() {
-            totals.add(epoch);
-        }
-        Ok(Verdict::Found(Findings::PoolRefunds(PoolRefundFindings {
-            totals,
+        Ok(fresh.into())
+    }
+
+    fn finish(&self, epochs: &BTreeMap<i64, RefundTotals>, (): (), coverage: Coverage) -> Verdict {
+        Verdict::Found(Findings::PoolRefunds(PoolRefundFindings {
+            totals: total(epochs, RefundTotals::add),
             coverage,
-        })))
+        }))
     }
 }
 

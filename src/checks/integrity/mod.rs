@@ -1,0 +1,37 @@
+//! The integrity checks: rules about the ledger data db-sync wrote, examined epoch by epoch.
+//!
+//! Each rule is one file that states only the rule: what it needs from the database, the SQL
+//! that examines a range of epochs and how its rows become one partial result per epoch, and
+//! how the partial results of every epoch sum into its findings (the [`Incremental`] trait).
+//! [`IntegrityCheck`] runs every rule the same way: prerequisites (unmet: not applicable, and
+//! the state is forgotten) → scope (which epochs this run examines, or not applicable while
+//! the database holds no block) → examine → commit the fresh epochs → finish.
+//!
+//! - `incremental`: that trait and that check.
+//! - `settings`: [`IntegritySettings`], the gate that runs the checks one at a time, and the
+//!   plan log.
+//! - `state`: the per-epoch results a check keeps between runs, the [`Scope`] of a run and the
+//!   rollback detection that voids them.
+//! - `sql`: the query helpers and the SQL the rules share.
+//! - `params`: the protocol parameters by epoch.
+//! - [`mir`], [`pool_refunds`], [`ada_pots`]: the incremental rules. [`epoch_stake`] reads one
+//!   row of the tip epoch and is a plain [`Check`](crate::checks::Check).
+
+pub mod ada_pots;
+pub mod epoch_stake;
+mod incremental;
+pub mod mir;
+mod params;
+pub mod pool_refunds;
+mod settings;
+mod sql;
+mod state;
+
+pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
+pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
+pub use incremental::{Examined, Incremental, IntegrityCheck, Prerequisites};
+pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
+pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
+pub use settings::{IntegritySettings, PlanLog, QueryPlan};
+pub use sql::Reader;
+pub use state::{Coverage, Scope};
