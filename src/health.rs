@@ -354,12 +354,12 @@ impl HealthPolicy {
             }
         }
         let max_lag = self.config.grest_stake_distribution_lag_blocks;
-        let stake_distribution = ControlRow {
-            cache: "stake distribution cache",
-            key: STAKE_DISTRIBUTION_KEY,
-            holds: "a block number",
-        };
-        if let Some(problem) = stake_distribution.problem(
+        if let Some(problem) = ControlRow::new(
+            "stake distribution cache",
+            STAKE_DISTRIBUTION_KEY,
+            "a block number",
+        )
+        .problem(
             grest.lag(STAKE_DISTRIBUTION_KEY),
             grest,
             |lag| {
@@ -372,22 +372,19 @@ impl HealthPolicy {
             drain(Reason::GrestStakeDistributionCache, problem);
         }
         let max_age = secs(self.config.grest_pool_history_max_age);
-        let pool_history = ControlRow {
-            cache: "pool history cache",
-            key: POOL_HISTORY_KEY,
-            holds: "a timestamp",
-        };
-        if let Some(problem) = pool_history.problem(
-            grest.last_update(POOL_HISTORY_KEY),
-            grest,
-            |updated| {
-                let age = now - updated;
-                (age > max_age).then(|| {
-                    format!("pool history cache updated {age:.0} s ago (max {max_age:.0} s)")
-                })
-            },
-            "pool history cache has never been updated".into(),
-        ) {
+        if let Some(problem) =
+            ControlRow::new("pool history cache", POOL_HISTORY_KEY, "a timestamp").problem(
+                grest.last_update(POOL_HISTORY_KEY),
+                grest,
+                |updated| {
+                    let age = now - updated;
+                    (age > max_age).then(|| {
+                        format!("pool history cache updated {age:.0} s ago (max {max_age:.0} s)")
+                    })
+                },
+                "pool history cache has never been updated".into(),
+            )
+        {
             drain(Reason::GrestPoolHistoryCache, problem);
         }
         // Koios writes the newest completed stake epoch, normally the tip's epoch + 1;
@@ -400,17 +397,16 @@ impl HealthPolicy {
         if params.slot_in_epoch(tip.slot_no) * 6 < length {
             return;
         }
-        let active_stake = ControlRow {
-            cache: "active stake cache",
-            key: ACTIVE_STAKE_KEY,
-            holds: "an epoch",
-        };
-        if let Some(problem) = active_stake.problem(
-            grest.active_stake_epoch,
-            grest,
-            |cached| (cached < epoch).then(|| format!("active stake cache is on epoch {cached}")),
-            format!("active stake cache never computed (no {ACTIVE_STAKE_KEY})"),
-        ) {
+        if let Some(problem) = ControlRow::new("active stake cache", ACTIVE_STAKE_KEY, "an epoch")
+            .problem(
+                grest.active_stake_epoch,
+                grest,
+                |cached| {
+                    (cached < epoch).then(|| format!("active stake cache is on epoch {cached}"))
+                },
+                format!("active stake cache never computed (no {ACTIVE_STAKE_KEY})"),
+            )
+        {
             drain(
                 Reason::GrestActiveStakeCache,
                 format!(
@@ -432,6 +428,10 @@ struct ControlRow {
 }
 
 impl ControlRow {
+    fn new(cache: &'static str, key: &'static str, holds: &'static str) -> ControlRow {
+        ControlRow { cache, key, holds }
+    }
+
     /// What is wrong with the row, if anything: `late` judges a readable value; a value that
     /// cannot be read and a missing row are problems too (grest-poll fails on both).
     fn problem<T>(

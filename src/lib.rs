@@ -34,11 +34,13 @@
 
 pub mod accept;
 pub mod agent;
+pub mod build_info;
 pub mod chain;
 pub mod checks;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod error_text;
 pub mod health;
 pub mod http;
 pub mod logging;
@@ -54,12 +56,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use build_info::{REVISION, RUSTC_VERSION};
 pub use config::Config;
-
-/// The git revision this binary was built from (`unknown` outside a checkout).
-pub const REVISION: &str = env!("DBSYNC_EXPORTER_REVISION");
-/// The rustc version that built it.
-pub const RUSTC_VERSION: &str = env!("DBSYNC_EXPORTER_RUSTC");
 
 use clock::Clock;
 use db::{CheckError, Database};

@@ -7,6 +7,8 @@
 use deadpool_postgres::{PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 
+use crate::error_text::with_causes;
+
 /// Why a run failed. Messages never carry connection strings.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CheckError {
@@ -84,17 +86,7 @@ fn describe(error: &tokio_postgres::Error) -> String {
     if error.is_closed() {
         return "connection closed".into();
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    with_causes(error.to_string(), error)
 }
 
 impl From<PoolError> for CheckError {

@@ -4,11 +4,12 @@
 use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 
 use crate::checks::{CheckName, Findings, Outcome};
 use crate::db::PoolStatus;
 
-use super::{counter, counters, gauge, gauges, human, Scrape};
+use super::{counter_value, family, gauge, gauges, human, noted_gauges, Scrape, NO_LABELS};
 
 pub(super) fn encode(
     encoder: &mut DescriptorEncoder,
@@ -22,8 +23,8 @@ pub(super) fn encode(
         [(
             [
                 ("version", env!("CARGO_PKG_VERSION")),
-                ("revision", crate::REVISION),
-                ("rustc", crate::RUSTC_VERSION),
+                ("revision", crate::build_info::REVISION),
+                ("rustc", crate::build_info::RUSTC_VERSION),
             ],
             1,
         )],
@@ -62,29 +63,31 @@ fn encode_tip(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
         return Ok(());
     };
     let cached = format!("Cached: read by the tip check every {every}; see dbsync_check_last_success_timestamp_seconds for its age.");
-    gauge(
+    noted_gauges(
         encoder,
-        "dbsync_block_height",
-        &format!("Block number of the newest block. {cached}"),
-        tip.block_no,
-    )?;
-    gauge(
-        encoder,
-        "dbsync_slot_number",
-        &format!("Absolute slot of the newest block. {cached}"),
-        tip.slot_no,
-    )?;
-    gauge(
-        encoder,
-        "dbsync_epoch_number",
-        &format!("Epoch of the newest block. {cached}"),
-        tip.epoch_no,
-    )?;
-    gauge(
-        encoder,
-        "dbsync_tip_timestamp_seconds",
-        &format!("Slot start time of the newest block, unix seconds. {cached}"),
-        tip.time_unix,
+        &cached,
+        &[
+            (
+                "dbsync_block_height",
+                "Block number of the newest block.",
+                tip.block_no,
+            ),
+            (
+                "dbsync_slot_number",
+                "Absolute slot of the newest block.",
+                tip.slot_no,
+            ),
+            (
+                "dbsync_epoch_number",
+                "Epoch of the newest block.",
+                tip.epoch_no,
+            ),
+            (
+                "dbsync_tip_timestamp_seconds",
+                "Slot start time of the newest block, unix seconds.",
+                tip.time_unix,
+            ),
+        ],
     )?;
     gauge(
         encoder,
@@ -142,19 +145,21 @@ fn encode_info(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result 
     let Some(sync) = &info.last_epoch_sync else {
         return Ok(());
     };
-    gauge(
+    noted_gauges(
         encoder,
-        "dbsync_last_epoch_sync_duration_seconds",
-        &format!("Wall-clock seconds db-sync spent on the last finished epoch (epoch_sync_time). Cached: read every {every}."),
-        sync.seconds,
-    )?;
-    gauge(
-        encoder,
-        "dbsync_last_synced_epoch_number",
-        &format!(
-            "The last epoch db-sync finished (epoch_sync_time.no). Cached: read every {every}."
-        ),
-        sync.epoch_no,
+        &format!("Cached: read every {every}."),
+        &[
+            (
+                "dbsync_last_epoch_sync_duration_seconds",
+                "Wall-clock seconds db-sync spent on the last finished epoch (epoch_sync_time).",
+                sync.seconds,
+            ),
+            (
+                "dbsync_last_synced_epoch_number",
+                "The last epoch db-sync finished (epoch_sync_time.no).",
+                sync.epoch_no,
+            ),
+        ],
     )
 }
 
@@ -163,11 +168,13 @@ fn encode_rollbacks(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Re
         return Ok(());
     };
     let every = cadence_of(scrape, CheckName::Rollback);
-    counter(
+    family(
         encoder,
         "dbsync_rollbacks",
         &format!("Rollbacks seen since the exporter started (vanished or replaced blocks among the last 50). Cached: checked every {every}."),
-        stats.total,
+        MetricType::Counter,
+        [(NO_LABELS, stats.total)],
+        counter_value,
     )?;
     gauge(
         encoder,
@@ -223,10 +230,11 @@ fn encode_checks(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Resul
         "1 when the check applies to this database, 0 when it cannot (see the log for why); absent before its first successful run.",
         checks.iter().filter_map(|c| Some(([("check", c.name.as_str())], i64::from(c.state.applicable?)))),
     )?;
-    counters(
+    family(
         encoder,
         "dbsync_check_runs",
         "Finished runs of the check by outcome (success, error, timeout).",
+        MetricType::Counter,
         checks.iter().flat_map(|c| {
             Outcome::ALL
                 .iter()
@@ -238,6 +246,7 @@ fn encode_checks(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Resul
                     )
                 })
         }),
+        counter_value,
     )
 }
 

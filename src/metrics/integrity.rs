@@ -12,7 +12,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use crate::checks::{CheckName, Findings, Pot};
 
-use super::{gauge, gauges, human, Scrape};
+use super::{gauge, gauges, human, noted_gauges, Scrape};
 
 pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
     encode_mir(encoder, scrape)?;
@@ -79,23 +79,26 @@ fn encode_pool_refunds(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt:
         refunds.coverage.full_interval,
     );
     let totals = &refunds.totals;
-    gauge(
+    noted_gauges(
         encoder,
-        "dbsync_pool_refunds_missing",
-        &format!("Effective pool retirements whose reward account was registered at the boundary but has no refund reward row. {cached}"),
-        int(totals.missing),
-    )?;
-    gauge(
-        encoder,
-        "dbsync_pool_refunds_missing_lovelace",
-        &format!("Pool deposits of the missing refunds, in lovelace. {cached}"),
-        totals.missing_lovelace,
-    )?;
-    gauge(
-        encoder,
-        "dbsync_pool_refunds_unclaimed",
-        &format!("Effective pool retirements whose reward account was not registered at the boundary: the deposit went to the treasury (informational, not a fault). {cached}"),
-        int(totals.unclaimed),
+        &cached,
+        &[
+            (
+                "dbsync_pool_refunds_missing",
+                "Effective pool retirements whose reward account was registered at the boundary but has no refund reward row.",
+                int(totals.missing),
+            ),
+            (
+                "dbsync_pool_refunds_missing_lovelace",
+                "Pool deposits of the missing refunds, in lovelace.",
+                totals.missing_lovelace,
+            ),
+            (
+                "dbsync_pool_refunds_unclaimed",
+                "Effective pool retirements whose reward account was not registered at the boundary: the deposit went to the treasury (informational, not a fault).",
+                int(totals.unclaimed),
+            ),
+        ],
     )
 }
 
@@ -104,29 +107,32 @@ fn encode_ada_pots(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Res
         return Ok(());
     };
     let cached = cached(scrape, CheckName::AdaPots, pots.coverage.full_interval);
-    gauge(
-        encoder,
-        "dbsync_ada_pots_deviation_lovelace",
-        &format!("Sum of the newest ada_pots row (treasury + reserves + rewards + utxo + deposits + fees) minus the 45e15 lovelace maximum supply; 0 when it balances. {cached}"),
+    let deviation =
         i64::try_from(pots.deviation_lovelace).unwrap_or(if pots.deviation_lovelace < 0 {
             i64::MIN
         } else {
             i64::MAX
-        }),
-    )?;
-    gauge(
+        });
+    noted_gauges(
         encoder,
-        "dbsync_ada_pots_inconsistent_epochs",
-        &format!(
-            "Epochs whose ada_pots sum differs from the 45e15 lovelace maximum supply. {cached}"
-        ),
-        int(pots.inconsistent_epochs),
-    )?;
-    gauge(
-        encoder,
-        "dbsync_ada_pots_missing_epochs",
-        &format!("Shelley-era epochs up to the tip epoch without an ada_pots row. {cached}"),
-        int(pots.missing_epochs),
+        &cached,
+        &[
+            (
+                "dbsync_ada_pots_deviation_lovelace",
+                "Sum of the newest ada_pots row (treasury + reserves + rewards + utxo + deposits + fees) minus the 45e15 lovelace maximum supply; 0 when it balances.",
+                deviation,
+            ),
+            (
+                "dbsync_ada_pots_inconsistent_epochs",
+                "Epochs whose ada_pots sum differs from the 45e15 lovelace maximum supply.",
+                int(pots.inconsistent_epochs),
+            ),
+            (
+                "dbsync_ada_pots_missing_epochs",
+                "Shelley-era epochs up to the tip epoch without an ada_pots row.",
+                int(pots.missing_epochs),
+            ),
+        ],
     )
 }
 

@@ -182,6 +182,18 @@ pub(crate) fn gauge(
     ConstGauge::new(value).encode(metric)
 }
 
+/// Writes unlabelled gauges whose HELP texts end in the same `note` (how fresh they are).
+pub(crate) fn noted_gauges(
+    encoder: &mut DescriptorEncoder,
+    note: &str,
+    list: &[(&str, &str, i64)],
+) -> fmt::Result {
+    for (name, help, value) in list {
+        gauge(encoder, name, &format!("{help} {note}"), *value)?;
+    }
+    Ok(())
+}
+
 /// Writes one gauge family with a series per label set.
 pub(crate) fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
     encoder: &mut DescriptorEncoder,
@@ -200,7 +212,7 @@ pub(crate) fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
 }
 
 /// Writes one family of `kind`, encoding each series' value with `encode`.
-fn family<L: EncodeLabelSet, V>(
+pub(crate) fn family<L: EncodeLabelSet, V>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -215,32 +227,13 @@ fn family<L: EncodeLabelSet, V>(
     Ok(())
 }
 
-/// Writes one unlabelled counter (`name` without `_total`; the encoder appends it).
-pub(crate) fn counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: impl EncodeCounterValue,
-) -> fmt::Result {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    ConstCounter::new(value).encode(metric)
-}
+/// No labels: the label set of a family with a single series.
+pub(crate) const NO_LABELS: [(&str, &str); 0] = [];
 
-/// Writes one counter family (`name` without `_total`; the encoder appends it).
-pub(crate) fn counters<L: EncodeLabelSet>(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: impl IntoIterator<Item = (L, u64)>,
-) -> fmt::Result {
-    family(
-        encoder,
-        name,
-        help,
-        MetricType::Counter,
-        series,
-        |value, metric| ConstCounter::new(value).encode(metric),
-    )
+/// Encodes a counter's value (for [`family`] with [`MetricType::Counter`]: `name` without
+/// `_total`, the encoder appends it).
+pub(crate) fn counter_value<V: EncodeCounterValue>(value: V, metric: MetricEncoder) -> fmt::Result {
+    ConstCounter::new(value).encode(metric)
 }
 
 /// `5s`, `10m`, `1h`: how HELP texts state a refresh interval.

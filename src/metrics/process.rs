@@ -6,8 +6,9 @@
 use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 
-use super::{counter, gauge};
+use super::{counter_value, family, gauge, NO_LABELS};
 
 /// Linux reports CPU times in USER_HZ, 100 per second on every architecture it runs on.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -83,11 +84,13 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder, source: &dyn ProcessSource
     let Some(stats) = source.read() else {
         return Ok(());
     };
-    counter(
+    family(
         encoder,
         "process_cpu_seconds",
         "Total user and system CPU time spent in seconds.",
-        stats.cpu_seconds,
+        MetricType::Counter,
+        [(NO_LABELS, stats.cpu_seconds)],
+        counter_value,
     )?;
     gauge(
         encoder,

@@ -8,6 +8,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::redirect::Policy;
 
 use super::PeerTip;
+use crate::error_text::with_causes;
 
 /// Largest `/tip` body read; a real one is about 300 bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -73,19 +74,10 @@ pub(super) async fn fetch_tip(
 /// The error and its causes, without the URL (it is the peer label already).
 fn describe(error: reqwest::Error) -> String {
     let error = error.without_url();
-    let mut text = if error.is_timeout() {
+    let head = if error.is_timeout() {
         "timed out (--peer.timeout)".to_owned()
     } else {
         error.to_string()
     };
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    with_causes(head, &error)
 }
