@@ -14,6 +14,8 @@ pub struct Info {
     pub stages: String,
     /// The newest `epoch_sync_time` row.
     pub last_epoch_sync: Option<EpochSync>,
+    /// Whether this session to the server is encrypted (`pg_stat_ssl`, as the server sees it).
+    pub tls: Option<bool>,
 }
 
 /// One `epoch_sync_time` row.
@@ -29,6 +31,8 @@ pub struct EpochSync {
 #[derive(Default)]
 pub struct InfoCheck;
 
+/// The server's view of this very session: encrypted or not.
+const TLS_SQL: &str = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
 const EPOCH_SYNC_SQL: &str =
     "SELECT no::bigint, seconds::bigint FROM epoch_sync_time ORDER BY id DESC LIMIT 1";
 
@@ -54,6 +58,11 @@ impl Check for InfoCheck {
         } else {
             None
         };
+        let statement = ctx.tx.prepare_cached(TLS_SQL).await?;
+        let tls = match ctx.tx.query_opt(&statement, &[]).await? {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        };
         Ok(Verdict::Found(Findings::Info(Info {
             network: ctx
                 .schema
@@ -63,6 +72,7 @@ impl Check for InfoCheck {
             release: ctx.schema.release,
             stages: ctx.schema.stages(),
             last_epoch_sync,
+            tls,
         })))
     }
 }

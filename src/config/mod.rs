@@ -9,6 +9,7 @@
 
 mod args;
 mod duration;
+pub mod libpq;
 mod validate;
 
 use std::net::SocketAddr;
@@ -73,6 +74,8 @@ pub struct DbConfig {
     pub connect_timeout: Duration,
     /// Server-side lock wait limit.
     pub lock_timeout: Duration,
+    /// TLS to the server (libpq's sslmode and certificate files).
+    pub tls: libpq::TlsConfig,
 }
 
 /// The HTTP listener and its limits.
@@ -172,9 +175,11 @@ impl Config {
             integrity_full_interval: args.checks.integrity_full_interval.0,
             integrity_timeout: args.checks.integrity_timeout.0,
         };
+        let (connection, tls) = validate::database_config(&args.database)?;
         Ok(Config {
             db: DbConfig {
-                connection: validate::database_config(&args.database)?,
+                connection,
+                tls,
                 pool_size: usize::from(args.database.pool_size),
                 connect_timeout: args.database.connect_timeout.0,
                 lock_timeout: args.database.lock_timeout.0,

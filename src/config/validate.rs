@@ -2,10 +2,14 @@
 //! (URL, URL file or libpq variables), the health thresholds and how they compose, the peers
 //! and the chain override. Each error names the flag the user gave.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::args::{ChainArgs, DatabaseArgs, HealthArgs, PeerArgs};
+use super::libpq::{
+    password_from_file, split_tls_params, tls_config, PasswordLookup, SslMode, TlsConfig,
+};
 use super::{ConfigError, HealthConfig, HumanDuration, PeerConfig};
 use crate::chain::NetworkParams;
 
@@ -106,20 +110,66 @@ pub(super) fn health_config(
     })
 }
 
-pub(super) fn database_config(args: &DatabaseArgs) -> Result<tokio_postgres::Config, ConfigError> {
-    if let Some(path) = &args.database_url_file {
+pub(super) fn database_config(
+    args: &DatabaseArgs,
+) -> Result<(tokio_postgres::Config, TlsConfig), ConfigError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let (text, flag) = if let Some(path) = &args.database_url_file {
         let text = std::fs::read_to_string(path).map_err(|error| {
             ConfigError::new(
                 "--database-url-file",
                 format!("cannot read {path}: {error}"),
             )
         })?;
-        return parse_url(text.trim(), "--database-url-file");
+        (Some(text.trim().to_owned()), "--database-url-file")
+    } else {
+        (args.database_url.clone(), "--database-url")
+    };
+    let (mut config, params) = match text {
+        Some(text) => {
+            let (rest, params) = split_tls_params(&text);
+            (parse_url(&rest, flag)?, params)
+        }
+        None => (from_libpq_env(env), Default::default()),
+    };
+    let home = env("HOME").map(PathBuf::from);
+    let tls = tls_config(&params, env, home.as_deref())
+        .map_err(|reason| ConfigError::new(flag, reason))?;
+    config.ssl_mode(match tls.mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            tokio_postgres::config::SslMode::Require
+        }
+    });
+    if config.get_password().is_none() {
+        let file = env("PGPASSFILE")
+            .map(PathBuf::from)
+            .or_else(|| home.map(|home| home.join(".pgpass")));
+        if let Some(password) = file.and_then(|file| password_for(&config, &file)) {
+            config.password(password);
+        }
     }
-    if let Some(url) = &args.database_url {
-        return parse_url(url, "--database-url");
-    }
-    Ok(from_libpq_env(|name| std::env::var(name).ok()))
+    Ok((config, tls))
+}
+
+/// The password file's entry for the first host of `config`, as libpq looks it up.
+fn password_for(config: &tokio_postgres::Config, file: &Path) -> Option<String> {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        // libpq matches a Unix socket as `localhost`.
+        _ => "localhost".to_owned(),
+    };
+    let user = config.get_user()?;
+    password_from_file(
+        file,
+        &PasswordLookup {
+            host: &host,
+            port: config.get_ports().first().copied().unwrap_or(5432),
+            database: config.get_dbname().unwrap_or(user),
+            user,
+        },
+    )
 }
 
 /// Parses a connection string without ever repeating it: it may hold the password.

@@ -86,7 +86,21 @@ fn describe(error: &tokio_postgres::Error) -> String {
     if error.is_closed() {
         return "connection closed".into();
     }
-    with_causes(error.to_string(), error)
+    tls_in_words(with_causes(error.to_string(), error))
+}
+
+/// rustls names certificate failures by enum variant; say them as libpq users know them.
+fn tls_in_words(text: String) -> String {
+    if text.contains("UnknownIssuer") {
+        text.replace(
+            "invalid peer certificate: UnknownIssuer",
+            "certificate verify failed: unknown issuer",
+        )
+    } else if text.contains("not valid for name") || text.contains("NotValidForName") {
+        text.replace("invalid peer certificate: ", "host name mismatch: ")
+    } else {
+        text
+    }
 }
 
 impl From<PoolError> for CheckError {

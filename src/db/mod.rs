@@ -7,6 +7,7 @@
 
 mod error;
 mod schema;
+mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Hook, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::Mutex;
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::CheckError;
 pub use schema::{release_for_stage_two, InstantRewardTable, Schema};
@@ -33,6 +34,8 @@ pub struct Database {
     /// upgraded database, so the schema is probed again before the next check runs.
     reprobe: Arc<AtomicBool>,
     lock_timeout: Duration,
+    /// The TLS connector, also for cancel requests.
+    tls: MakeRustlsConnect,
 }
 
 /// Pool occupancy, read at scrape time from the pool's own counters (no database I/O).
@@ -91,11 +94,13 @@ impl Database {
         pg.connect_timeout(config.db.connect_timeout);
         pg.keepalives(true);
 
+        let tls = tls::connector(&config.db.tls)
+            .map_err(|error| CheckError::Unavailable(format!("TLS to PostgreSQL: {error}")))?;
         let reprobe = Arc::new(AtomicBool::new(true));
         let flag = reprobe.clone();
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Verified,
             },
@@ -117,6 +122,7 @@ impl Database {
             schema: Mutex::new(None),
             reprobe,
             lock_timeout: config.db.lock_timeout,
+            tls,
         })
     }
 
@@ -197,6 +203,11 @@ impl Database {
     /// The schema from the last successful probe, if any.
     pub async fn schema(&self) -> Option<Arc<Schema>> {
         self.schema.lock().await.clone()
+    }
+
+    /// The connector sessions use (cancel requests go the same way).
+    pub fn tls(&self) -> MakeRustlsConnect {
+        self.tls.clone()
     }
 
     /// Lock wait limit the checks use.

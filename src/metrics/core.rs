@@ -142,6 +142,14 @@ fn encode_info(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result 
             1,
         )],
     )?;
+    if let Some(tls) = info.tls {
+        gauge(
+            encoder,
+            "dbsync_db_tls",
+            &format!("1 when the exporter's session to PostgreSQL is encrypted (pg_stat_ssl, as the server sees it), else 0. Cached: read every {every}."),
+            i64::from(tls),
+        )?;
+    }
     let Some(sync) = &info.last_epoch_sync else {
         return Ok(());
     };

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use deadpool_postgres::Object;
-use tokio_postgres::NoTls;
 
 use super::Runner;
 use crate::checks::{Cadence, Check, CheckError, Context, Verdict};
@@ -17,7 +16,10 @@ use crate::db::{Database, Session};
 
 impl Runner for Database {
     async fn run<C: Check>(&self, check: &mut C, cadence: Cadence) -> Result<Verdict, CheckError> {
-        let mut guard = DiscardUnlessFinished(Some(self.session(cadence.timeout).await?));
+        let mut guard = DiscardUnlessFinished {
+            session: Some(self.session(cadence.timeout).await?),
+            database: self,
+        };
         let probed = if check.needs_fresh_schema() {
             self.refresh_schema(guard.session(), cadence.timeout).await
         } else {
@@ -38,30 +40,34 @@ impl Runner for Database {
 
 /// Holds a run's session; dropped before [`DiscardUnlessFinished::finish`] (the run's
 /// future was dropped mid-query), it cancels the query and closes the connection.
-struct DiscardUnlessFinished(Option<Session>);
+struct DiscardUnlessFinished<'a> {
+    session: Option<Session>,
+    database: &'a Database,
+}
 
-impl DiscardUnlessFinished {
+impl DiscardUnlessFinished<'_> {
     fn session(&mut self) -> &mut Session {
-        self.0
+        self.session
             .as_mut()
             .expect("the session is held until the run finishes")
     }
 
     /// The run ended normally: the connection goes back to the pool.
     fn finish(mut self) {
-        drop(self.0.take());
+        drop(self.session.take());
     }
 }
 
-impl Drop for DiscardUnlessFinished {
+impl Drop for DiscardUnlessFinished<'_> {
     fn drop(&mut self) {
-        let Some(session) = self.0.take() else {
+        let Some(session) = self.session.take() else {
             return;
         };
         let cancel = session.client.cancel_token();
+        let tls = self.database.tls();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = cancel.cancel_query(NoTls).await;
+                let _ = cancel.cancel_query(tls).await;
             });
         }
         drop(Object::take(session.client));

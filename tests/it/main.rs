@@ -8,6 +8,7 @@ mod http_surface;
 mod integrity;
 mod koios;
 mod lying_peers;
+mod pg_tls;
 mod resilience;
 mod routing;
 mod tip_failures;

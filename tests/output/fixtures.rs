@@ -86,6 +86,7 @@ pub fn record_healthy(store: &Store) {
                 epoch_no: tip.epoch_no - 1,
                 seconds: 321,
             }),
+            tls: Some(true),
         })),
         Duration::from_millis(5),
     );

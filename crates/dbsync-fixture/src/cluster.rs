@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -167,6 +168,43 @@ impl Cluster {
     /// Starts the server again and waits until it accepts connections.
     pub fn start(&self) -> io::Result<()> {
         self.managed()?.pg_ctl_start()
+    }
+
+    /// Turns TLS on with this server certificate and key (PEM files, copied into the data
+    /// directory), puts `hba_lines` before the cluster's own `pg_hba.conf` lines (first match
+    /// wins), and reloads the configuration.
+    pub fn enable_tls(&self, cert: &Path, key: &Path, hba_lines: &str) -> io::Result<()> {
+        let managed = self.managed()?;
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = managed.data.join(name);
+            std::fs::copy(from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+            if managed.tools.as_postgres {
+                let status = Command::new("chown")
+                    .arg(format!("{SUPERUSER}:{SUPERUSER}"))
+                    .arg(&to)
+                    .status()?;
+                check_status("chown", status, &managed.log)?;
+            }
+        }
+        append(
+            &managed.data.join("postgresql.conf"),
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )?;
+        let hba = managed.data.join("pg_hba.conf");
+        let existing = std::fs::read_to_string(&hba)?;
+        std::fs::write(&hba, format!("{hba_lines}\n{existing}"))?;
+        let status = managed
+            .tools
+            .command("pg_ctl", &managed.root)
+            .arg("-D")
+            .arg(&managed.data)
+            .args(["-s", "reload"])
+            .status()?;
+        check_status("pg_ctl reload", status, &managed.log)?;
+        // The reload is asynchronous: give the postmaster a moment to read the files.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Ok(())
     }
 
     /// TCP port the server listens on.
