@@ -123,19 +123,49 @@ pub async fn serve(
                 store.clone(),
                 policy.clone(),
                 config.agent.weight_follows_lag,
-                stopped,
+                stopped.clone(),
             )
             .instrument(tracing::info_span!("agent")),
         );
     }
 
-    let app = http::router(http::AppState {
+    let security = Arc::new(match &config.web.config_file {
+        Some(path) => http::Security::from_file(path)
+            .map_err(|reason| RunError::WebConfig(path.display().to_string(), reason))?,
+        None => http::Security::none(),
+    });
+    background.spawn(reload_on_hangup(security.clone(), stopped.clone()));
+    let state = http::AppState {
         store,
         exposition,
         policy,
-    });
-    tracing::info!(address = %listener.local_addr().map_err(RunError::Serve)?, "serving /metrics");
-    http::serve(listener, app, config.web.clone(), async move {
+        security: security.clone(),
+    };
+    if let Some(address) = config.web.health_listen_address {
+        let health = TcpListener::bind(address)
+            .await
+            .map_err(|error| RunError::HealthListener(address, error))?;
+        tracing::info!(%address, "serving /health without authentication");
+        let app = http::health_router(http::AppState {
+            security: Arc::new(http::Security::none()),
+            ..state.clone()
+        });
+        let (limits, mut stopped) = (config.web.clone(), stopped.clone());
+        background.spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            http::serve(health, app, Arc::new(http::Security::none()), limits, stop).await;
+        });
+    }
+    let app = http::router(state);
+    let scheme = if security.current().tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(address = %listener.local_addr().map_err(RunError::Serve)?, scheme, "serving /metrics");
+    http::serve(listener, app, security, config.web.clone(), async move {
         shutdown.await;
         let _ = stop.send(true);
     })
@@ -144,6 +174,22 @@ pub async fn serve(
     checks.join().await;
     while background.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Reads the web config again on every SIGHUP until shutdown.
+async fn reload_on_hangup(security: Arc<http::Security>, mut stopped: watch::Receiver<bool>) {
+    let mut hangups = shutdown::hangups();
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            changed = hangups.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                security.reload();
+            }
+        }
+    }
 }
 
 /// Why [`run`] stopped with an error.
@@ -155,6 +201,12 @@ pub enum RunError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
+    /// The web config file is missing or broken.
+    #[error("invalid value for '--web.config.file': {0}: {1}")]
+    WebConfig(String, String),
+    /// The health listener could not be bound.
+    #[error("cannot listen on {0} (--web.health-listen-address): {1}")]
+    HealthListener(std::net::SocketAddr, std::io::Error),
     /// The agent listener could not be bound.
     #[error("cannot listen on {0} (--agent.listen-address): {1}")]
     Agent(std::net::SocketAddr, std::io::Error),

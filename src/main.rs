@@ -40,6 +40,10 @@ async fn main() -> ExitCode {
     };
     match dbsync_exporter::run(config, listener, dbsync_exporter::shutdown::signal()).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error @ dbsync_exporter::RunError::WebConfig(..)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             tracing::error!(%error, "exporter stopped");
             ExitCode::FAILURE

@@ -1,7 +1,22 @@
 //! Process signals: the first SIGINT or SIGTERM starts a graceful shutdown, a second one
-//! exits at once, and SIGHUP never kills the process (its default action would).
+//! exits at once, and SIGHUP never kills the process (its default action would): it asks for
+//! a reload ([`hangups`]).
+
+use std::sync::OnceLock;
 
 use tokio::signal::unix::{signal as unix_signal, Signal, SignalKind};
+use tokio::sync::watch;
+
+/// Counts SIGHUPs; readers reload what they own when it moves.
+fn hangup_counter() -> &'static watch::Sender<u64> {
+    static HANGUPS: OnceLock<watch::Sender<u64>> = OnceLock::new();
+    HANGUPS.get_or_init(|| watch::channel(0).0)
+}
+
+/// Changes on every SIGHUP (once [`signal`] listens).
+pub fn hangups() -> watch::Receiver<u64> {
+    hangup_counter().subscribe()
+}
 
 /// Exit status after a second stop signal: the graceful shutdown was cut short.
 pub const FORCED_EXIT: i32 = 1;
@@ -19,7 +34,8 @@ pub async fn signal() {
     if let Some(mut hangup) = hangup {
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                tracing::info!("SIGHUP received: the peers file is re-read every poll round");
+                tracing::info!("SIGHUP received: reloading the web config (the peers file is re-read every poll round)");
+                hangup_counter().send_modify(|count| *count += 1);
             }
         });
     }

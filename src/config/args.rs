@@ -152,6 +152,26 @@ pub struct WebArgs {
         value_name = "DURATION"
     )]
     pub shutdown_timeout: HumanDuration,
+
+    /// TLS and basic auth for the HTTP listener, in prometheus/exporter-toolkit's web config
+    /// format (re-read when it changes and on SIGHUP).
+    #[arg(
+        long = "web.config.file",
+        env = "DBSYNC_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub config_file: Option<std::path::PathBuf>,
+
+    /// A second, plain and unauthenticated listener with only /health and /live, for load
+    /// balancers that cannot send credentials (bind it to an address only they reach).
+    #[arg(
+        id = "health_listen_address",
+        long = "web.health-listen-address",
+        env = "DBSYNC_EXPORTER_WEB_HEALTH_LISTEN_ADDRESS",
+        value_parser = parse_listen_address,
+        value_name = "ADDRESS"
+    )]
+    pub health_listen_address: Option<SocketAddr>,
 }
 
 /// Check cadence and limits.

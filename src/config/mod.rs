@@ -93,6 +93,10 @@ pub struct WebConfig {
     pub max_connections: usize,
     /// How long in-flight requests may finish after a stop signal.
     pub shutdown_timeout: Duration,
+    /// `--web.config.file`.
+    pub config_file: Option<std::path::PathBuf>,
+    /// The unauthenticated /health listener, when set.
+    pub health_listen_address: Option<SocketAddr>,
 }
 
 /// How often each check runs and how long a run may take.
@@ -176,6 +180,14 @@ impl Config {
             integrity_timeout: args.checks.integrity_timeout.0,
         };
         let (connection, tls) = validate::database_config(&args.database)?;
+        if let Some(path) = &args.web.config_file {
+            std::fs::File::open(path).map_err(|error| {
+                ConfigError::new(
+                    "--web.config.file",
+                    format!("cannot read {}: {error}", path.display()),
+                )
+            })?;
+        }
         Ok(Config {
             db: DbConfig {
                 connection,
@@ -191,6 +203,8 @@ impl Config {
                 request_timeout: args.web.request_timeout.0,
                 max_connections: args.web.max_connections as usize,
                 shutdown_timeout: args.web.shutdown_timeout.0,
+                config_file: args.web.config_file,
+                health_listen_address: args.web.health_listen_address,
             },
             health: validate::health_config(&args.health, checks.tip_interval)?,
             checks,

@@ -1,15 +1,19 @@
 //! The HTTP surface: `/metrics`, `/health`, `/tip`, `/live`, `/ready` and a landing page.
 //!
 //! Every handler reads the store; none touches the database. Only GET and HEAD are routed
-//! (axum answers other methods with 405 and an `Allow` header, unknown paths with 404).
+//! (axum answers other methods with 405 and an `Allow` header, unknown paths with 404). With
+//! `--web.config.file`, every path but `/live` needs the basic-auth credentials, and the
+//! configured headers go on every response ([`security`]).
 
 mod connections;
+pub mod security;
 mod server;
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,6 +24,7 @@ use crate::health::{Finding, HealthPolicy, State as HealthState};
 use crate::metrics::{self, Exposition, Format};
 use crate::store::Store;
 
+pub use security::Security;
 pub use server::serve;
 
 /// What the handlers share.
@@ -31,6 +36,8 @@ pub struct AppState {
     pub exposition: Arc<Exposition>,
     /// The health policy.
     pub policy: Arc<HealthPolicy>,
+    /// TLS, basic auth and headers from `--web.config.file`.
+    pub security: Arc<Security>,
 }
 
 /// The router.
@@ -42,7 +49,61 @@ pub fn router(state: AppState) -> Router {
         .route("/tip", get(tip))
         .route("/live", get(live))
         .route("/ready", get(ready))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// `/health` and `/live` alone (`--web.health-listen-address`: for load balancers that cannot
+/// send credentials; bind it to an address only they reach).
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/live", get(live))
+        .with_state(state)
+}
+
+/// Basic auth (all but `/live`) and the configured response headers.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Looked at per request, like exporter-toolkit: a rotated password applies at once, even
+    // on a scraper's kept-alive connection (TLS settings apply per connection).
+    let settings = state.security.current();
+    if settings.requires_auth() && request.uri().path() != "/live" {
+        let allowed = match credentials(request.headers()) {
+            Some((user, password)) => state.security.allows(&settings, &user, &password).await,
+            None => false,
+        };
+        if !allowed {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"dbsync-exporter\""),
+                )],
+                "unauthorized\n",
+            )
+                .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    for (name, value) in &settings.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// The user and password of a `Basic` `Authorization` header.
+fn credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
 }
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -21,11 +21,13 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use super::connections::{Connection, Registry, TrackedIo};
+use super::security::Security;
 use crate::accept::AcceptBackoff;
 use crate::config::WebConfig;
 
@@ -36,6 +38,7 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    security: Arc<Security>,
     limits: WebConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -60,14 +63,35 @@ pub async fn serve(
                         "connection cap reached: closed the oldest idle connection"
                     );
                 }
-                tasks.spawn(serve_connection(
-                    stream,
+                let settings = security.current();
+                let (app, registry, limits, stopping) = (
                     app.clone(),
-                    connection,
                     registry.clone(),
                     limits.clone(),
                     stopping.clone(),
-                ));
+                );
+                tasks.spawn(async move {
+                    let Some(acceptor) = settings.tls.clone() else {
+                        return serve_connection(
+                            stream, app, connection, registry, limits, stopping,
+                        )
+                        .await;
+                    };
+                    // The handshake counts against the header timeout: a client that opens a
+                    // socket and says nothing is closed all the same.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => {
+                            serve_connection(tls, app, connection, registry, limits, stopping).await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "TLS handshake failed");
+                            registry.close(&connection);
+                        }
+                        Err(_) => registry.close(&connection),
+                    }
+                });
             }
             Err(error) => {
                 let delay = backoff.failed(&error);
@@ -94,8 +118,8 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     app: Router,
     connection: Arc<Connection>,
     registry: Arc<Registry>,

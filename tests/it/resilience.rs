@@ -261,7 +261,11 @@ fn binary() -> Command {
 /// Bad flags: exit status 2 and exactly one line naming the flag.
 #[test]
 fn bad_flags_exit_2_with_one_line_naming_the_flag() {
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
+        (
+            &["--web.config.file", "/nonexistent/web.yml"],
+            "--web.config.file",
+        ),
         (&["--tip-interval", "5x"], "--tip-interval"),
         (&["--db.lock-timeout", "-1s"], "--db.lock-timeout"),
         (&["--log-level", "nonsense"], "--log-level"),
@@ -422,4 +426,76 @@ async fn a_lock_on_meta_cannot_hold_the_schema_probe() {
     // The connection is usable again and the probe succeeds.
     let session = database.session(Duration::from_secs(1)).await.unwrap();
     assert_eq!(session.schema.network.as_deref(), Some("mainnet"));
+}
+
+/// SIGHUP reloads instead of killing the process (its default action), and a broken web
+/// config on disk keeps the running settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_never_kills() {
+    let db = Cluster::shared().create_database("sighup").await;
+    let _fixture = chain(&db, SchemaVersion::V13_6, "mainnet", unix_now(), 2).await;
+    let dir = std::env::temp_dir().join(format!("sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(&web, "http_server_config:\n  headers:\n    X-Test: one\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = binary()
+        .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+        .arg("--web.config.file")
+        .arg(&web)
+        .env("DBSYNC_EXPORTER_DATABASE_URL", db.reader_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/live");
+    let header = |url: String| async move {
+        let response = reqwest::get(url).await.ok()?;
+        Some(response.headers().get("x-test")?.to_str().ok()?.to_owned())
+    };
+    eventually(Duration::from_secs(30), "the first header", || async {
+        (header(url.clone()).await.as_deref() == Some("one")).then_some(())
+    })
+    .await;
+    let hangup = || {
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    // Same size, same second: only the SIGHUP can tell the file changed.
+    std::fs::write(&web, "http_server_config:\n  headers:\n    X-Test: two\n").unwrap();
+    hangup();
+    eventually(Duration::from_secs(10), "the reloaded header", || async {
+        (header(url.clone()).await.as_deref() == Some("two")).then_some(())
+    })
+    .await;
+    std::fs::write(&web, "basic_auth_users: [not, a, map]\n").unwrap();
+    hangup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        header(url.clone()).await.as_deref(),
+        Some("two"),
+        "the broken file was ignored"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP killed the process"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("web config not reloaded; keeping the previous one"),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -13,7 +13,7 @@ use dbsync_exporter::clock::Clock;
 use dbsync_exporter::config::HealthConfig;
 use dbsync_exporter::db::PoolStatus;
 use dbsync_exporter::health::HealthPolicy;
-use dbsync_exporter::http::{router, AppState};
+use dbsync_exporter::http::{router, AppState, Security};
 use dbsync_exporter::metrics::{Exposition, ProcessStats};
 use dbsync_exporter::store::Store;
 
@@ -139,5 +139,6 @@ pub fn app(store: &Arc<Store>) -> axum::Router {
         store: store.clone(),
         exposition: Arc::new(exposition(store)),
         policy: Arc::new(HealthPolicy::new(&HealthConfig::default())),
+        security: Arc::new(Security::none()),
     })
 }

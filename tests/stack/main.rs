@@ -7,6 +7,7 @@
 //! - [`end_to_end`]: Prometheus scrapes two exporters and evaluates the rules; every dashboard
 //!   query returns data, every rule evaluates cleanly, the stale-tip alert goes pending.
 //! - [`unavailable`]: the one allow-list of what the fixtures cannot produce, with reasons.
+//! - [`web_security`]: Prometheus scraping `/metrics` over TLS with basic auth.
 
 mod common;
 mod dashboards;
@@ -15,3 +16,4 @@ mod prometheus;
 mod promql;
 mod rules;
 mod unavailable;
+mod web_security;
