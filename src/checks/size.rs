@@ -23,11 +23,12 @@ pub const SCHEMA_SIZE_SQL: &str = "SELECT n.nspname::text, \
      GROUP BY n.nspname ORDER BY n.nspname";
 
 /// Client sessions on this database by state, server-wide (every role, not only this
-/// pool). The state of another role's session is hidden from a role without
-/// `pg_read_all_stats`; those sessions are counted as `unknown`.
+/// pool). The state (and the backend type) of another role's session is hidden from a role
+/// without `pg_read_all_stats`; those sessions are counted as `unknown`.
 pub const CONNECTIONS_SQL: &str = "SELECT coalesce(state, 'unknown')::text, count(*)::bigint \
      FROM pg_catalog.pg_stat_activity \
-     WHERE datname = current_database() AND backend_type = 'client backend' \
+     WHERE datname = current_database() \
+     AND (backend_type = 'client backend' OR backend_type IS NULL) \
      GROUP BY 1 ORDER BY 1";
 
 /// The states PostgreSQL reports in `pg_stat_activity.state`: always exported (0 when no

@@ -8,6 +8,8 @@ mod http_surface;
 mod integrity;
 mod koios;
 mod lying_peers;
+mod reader_role;
 mod resilience;
 mod routing;
+mod size;
 mod tip_failures;
