@@ -8,6 +8,7 @@ mod http_surface;
 mod integrity;
 mod koios;
 mod lying_peers;
+mod package;
 mod reader_role;
 mod resilience;
 mod routing;
