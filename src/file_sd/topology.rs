@@ -7,7 +7,7 @@
 //! or a target is validated first.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -138,7 +138,7 @@ fn host(addr: &str) -> Option<String> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Some(match ip {
             IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{}]", Ipv6Addr::from(v6)),
+            IpAddr::V6(v6) => format!("[{v6}]"),
         });
     }
     let name = addr.strip_suffix('.').unwrap_or(addr);

@@ -174,7 +174,7 @@ async fn the_package_installs_runs_and_purges() {
         .local_addr()
         .unwrap()
         .port();
-    let mut exporter = Command::new("/usr/bin/dbsync-exporter")
+    let exporter = Command::new("/usr/bin/dbsync-exporter")
         .env_clear()
         .env("DBSYNC_EXPORTER_DATABASE_URL_FILE", url_file)
         .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
