@@ -384,8 +384,21 @@ def instance_detail():
     b.add(timeseries("Connections", [
         target(f"dbsync_db_connections{{{i}}}", "{{instance}} {{state}}", ref="A"),
         target(f"dbsync_db_max_connections{{{i}}}", "{{instance}} max", ref="B")], unit="none", minv=0), 24, 8)
+
+    b.row("Database size and sessions")
+    b.add(timeseries("Database size", [
+        target(f"dbsync_database_size_bytes{{{i}}}", "{{instance}} database", ref="A"),
+        target(f"dbsync_schema_size_bytes{{{i}}}", "{{instance}} {{schema}}", ref="B")], unit="bytes", minv=0,
+        description="pg_database_size and the total size of the public and grest schemas (getmetrics.sh's "
+                    "dbsize, pubschsize and grestschsize), read every --size-interval (5 min)."), 12, 8)
+    b.add(timeseries("Sessions on the database", [
+        target(f"dbsync_database_connections{{{i}}} > 0", "{{instance}} {{state}}")], unit="none", minv=0,
+        stack=True,
+        description="Client sessions of every role on this database by pg_stat_activity state (getmetrics.sh's "
+                    "grestconns): db-sync, PostgREST, the exporter. unknown: sessions whose state the "
+                    "exporter's role may not see (grant pg_read_all_stats)."), 12, 8)
     return dashboard("dbsync-instance-detail", "dbsync / Instance detail",
-                     "One or more db-sync instances in detail: tip, rollbacks, epochs, checks, health, connections.",
+                     "One or more db-sync instances in detail: tip, rollbacks, epochs, checks, health, connections, database size.",
                      b)
 
 

@@ -24,6 +24,8 @@
 //! - [`health`]: the policy that turns the store into up / drain / down.
 //! - [`metrics`] (reads the store and the pool's status), [`http`] (the axum router) and
 //!   [`agent`] (the HAProxy agent-check listener): what scrapers and balancers see.
+//! - [`file_sd`]: the `file-sd` subcommand (Koios topology → Prometheus file_sd), a tool
+//!   beside the layers that uses none of them.
 //!
 //! Data flow: `Config` → [`db::Database`] → [`checks`] run by the [`scheduler::Scheduler`]
 //! (and the [`peers::PeerPoller`]) → [`store::Store`] → [`health::HealthPolicy`] →
@@ -41,6 +43,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error_text;
+pub mod file_sd;
 pub mod health;
 pub mod http;
 pub mod logging;

@@ -1,13 +1,30 @@
-//! The `dbsync-exporter` binary: parse flags, set up logging, bind, run.
+//! The `dbsync-exporter` binary: parse flags, set up logging, bind, run; or, given the
+//! `file-sd` subcommand, write a Prometheus file_sd file from a Koios topology and exit.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use dbsync_exporter::config::{Args, Config};
+use dbsync_exporter::file_sd::{self, FileSdArgs};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    // The subcommand is added here, not in `Args`, so that the exporter's own flags (and
+    // `Args::defaults`) stay exactly as they are when no subcommand is given.
+    let command = Args::command()
+        .subcommand(FileSdArgs::command())
+        .args_conflicts_with_subcommands(true);
+    let matches = match command.try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => return usage_error(error),
+    };
+    if let Some(("file-sd", sub)) = matches.subcommand() {
+        return match FileSdArgs::from_arg_matches(sub) {
+            Ok(args) => file_sd_main(&args),
+            Err(error) => usage_error(error),
+        };
+    }
+    let args = match Args::from_arg_matches(&matches) {
         Ok(args) => args,
         Err(error) => return usage_error(error),
     };
@@ -47,6 +64,22 @@ async fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "exporter stopped");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `file-sd`: the file_sd JSON on stdout (or in `--output`), one line per skipped entry and
+/// a summary on stderr.
+fn file_sd_main(args: &FileSdArgs) -> ExitCode {
+    match file_sd::run(
+        args,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }

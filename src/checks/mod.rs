@@ -11,6 +11,7 @@ pub mod info;
 pub mod integrity;
 pub mod rollback;
 mod schedule;
+pub mod size;
 pub mod tip;
 
 use std::fmt;
@@ -33,6 +34,7 @@ pub use integrity::{
 };
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
+pub use size::{DatabaseSize, SizeCheck};
 pub use tip::{Tip, TipCheck};
 
 /// Every check the exporter knows; the value of the `check` label.
@@ -54,6 +56,8 @@ pub enum CheckName {
     AdaPots,
     /// Completeness of the tip epoch's stake distribution.
     EpochStake,
+    /// Database and schema sizes, sessions by state.
+    Size,
 }
 
 impl CheckName {
@@ -68,6 +72,7 @@ impl CheckName {
             CheckName::PoolRefunds => "pool_refunds",
             CheckName::AdaPots => "ada_pots",
             CheckName::EpochStake => "epoch_stake",
+            CheckName::Size => "size",
         }
     }
 }
@@ -98,6 +103,8 @@ pub enum Findings {
     AdaPots(AdaPotsFindings),
     /// From [`EpochStakeCheck`].
     EpochStake(EpochStakeFindings),
+    /// From [`SizeCheck`].
+    Size(DatabaseSize),
 }
 
 impl Findings {
@@ -125,9 +132,11 @@ impl Findings {
                     + u64::from(pots.deviation_lovelace != 0),
             ),
             Findings::EpochStake(_) => Some(0),
-            Findings::Tip(_) | Findings::Rollback(_) | Findings::Info(_) | Findings::Grest(_) => {
-                None
-            }
+            Findings::Tip(_)
+            | Findings::Rollback(_)
+            | Findings::Info(_)
+            | Findings::Grest(_)
+            | Findings::Size(_) => None,
         }
     }
 }

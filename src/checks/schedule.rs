@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     AdaPotsCheck, Cadence, Check, EpochStakeCheck, GrestCheck, InfoCheck, IntegritySettings,
-    MirCheck, PoolRefundsCheck, RollbackCheck, TipCheck,
+    MirCheck, PoolRefundsCheck, RollbackCheck, SizeCheck, TipCheck,
 };
 use crate::config::Config;
 
@@ -34,6 +34,7 @@ pub fn schedule(config: &Config, registry: &mut impl Registry) {
     registry.register(RollbackCheck::new(), tip);
     registry.register(InfoCheck, cadence(config.checks.info_interval));
     registry.register(GrestCheck, cadence(config.checks.grest_interval));
+    registry.register(SizeCheck, cadence(config.checks.size_interval));
     // One gate for the integrity checks: they run one after another on one connection.
     let settings = IntegritySettings::new(config.checks.integrity_full_interval)
         .gated(Arc::new(Semaphore::new(1)));

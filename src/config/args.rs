@@ -204,7 +204,17 @@ pub struct CheckArgs {
     )]
     pub grest_interval: HumanDuration,
 
-    /// Longest run of the tip, rollback and info checks; the server cancels the query after it.
+    /// How often the size check reads the database and schema sizes and the sessions by
+    /// state (catalog functions only, never a db-sync table).
+    #[arg(
+        long = "size-interval",
+        env = "DBSYNC_EXPORTER_SIZE_INTERVAL",
+        default_value = "5m",
+        value_name = "DURATION"
+    )]
+    pub size_interval: HumanDuration,
+
+    /// Longest run of the tip, rollback, info, grest and size checks; the server cancels the query after it.
     #[arg(
         long = "check-timeout",
         env = "DBSYNC_EXPORTER_CHECK_TIMEOUT",

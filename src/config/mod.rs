@@ -106,10 +106,12 @@ pub struct ChecksConfig {
     pub tip_interval: Duration,
     /// Info check interval.
     pub info_interval: Duration,
-    /// Timeout of the tip, rollback, info and grest checks.
+    /// Timeout of the tip, rollback, info, grest and size checks.
     pub check_timeout: Duration,
     /// Koios cache check interval.
     pub grest_interval: Duration,
+    /// Size check interval.
+    pub size_interval: Duration,
     /// Interval of the integrity checks.
     pub integrity_interval: Duration,
     /// How often the integrity checks examine the whole history again.
@@ -175,6 +177,7 @@ impl Config {
             info_interval: args.checks.info_interval.0,
             check_timeout: args.checks.check_timeout.0,
             grest_interval: args.checks.grest_interval.0,
+            size_interval: args.checks.size_interval.0,
             integrity_interval: args.checks.integrity_interval.0,
             integrity_full_interval: args.checks.integrity_full_interval.0,
             integrity_timeout: args.checks.integrity_timeout.0,

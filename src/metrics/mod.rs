@@ -11,6 +11,7 @@ mod integrity;
 mod negotiate;
 pub mod process;
 mod routing;
+mod size;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -151,6 +152,7 @@ impl Collector for ExporterCollector {
         core::encode(&mut encoder, &scrape, &self.pool.pool_status())?;
         integrity::encode(&mut encoder, &scrape)?;
         routing::encode(&mut encoder, &scrape, &self.policy)?;
+        size::encode(&mut encoder, &scrape)?;
         process::encode(&mut encoder, self.process.as_ref())
     }
 }

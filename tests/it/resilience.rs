@@ -204,6 +204,7 @@ async fn a_thousand_scrapes_cost_the_database_nothing() {
     settings.checks.info_interval = Duration::from_secs(3600);
     settings.checks.grest_interval = Duration::from_secs(3600);
     settings.checks.integrity_interval = Duration::from_secs(3600);
+    settings.checks.size_interval = Duration::from_secs(3600);
     let exporter = Exporter::start(settings).await;
     // Every scheduled check has finished its first run (the next is an hour away).
     eventually(
@@ -216,7 +217,7 @@ async fn a_thousand_scrapes_cost_the_database_nothing() {
                 .filter_map(|line| line.strip_prefix("dbsync_check_interval_seconds{check=\""))
                 .filter_map(|rest| rest.split('"').next())
                 .collect();
-            let all_ran = checks.len() >= 8
+            let all_ran = checks.len() >= 9
                 && checks.iter().all(|check| {
                     value(&body, &format!("dbsync_check_success{{check=\"{check}\"}}")) == Some(1.0)
                 });

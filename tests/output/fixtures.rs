@@ -7,7 +7,7 @@ use std::time::Duration;
 use dbsync_exporter::chain::NetworkParams;
 use dbsync_exporter::checks::info::EpochSync;
 use dbsync_exporter::checks::{
-    Cadence, CheckName, Findings, Grest, Info, RollbackStats, Tip, Verdict,
+    Cadence, CheckName, DatabaseSize, Findings, Grest, Info, RollbackStats, Tip, Verdict,
 };
 use dbsync_exporter::clock::Clock;
 use dbsync_exporter::config::HealthConfig;
@@ -29,8 +29,8 @@ pub fn cadence(seconds: u64) -> Cadence {
     }
 }
 
-/// The store of a mainnet exporter with tip, rollback, info and grest registered, nothing
-/// recorded yet.
+/// The store of a mainnet exporter with tip, rollback, info, grest and size registered,
+/// nothing recorded yet.
 pub fn empty_store(clock: Clock) -> Arc<Store> {
     Arc::new(Store::new(
         clock,
@@ -39,6 +39,7 @@ pub fn empty_store(clock: Clock) -> Arc<Store> {
             (CheckName::Rollback, cadence(5)),
             (CheckName::Info, cadence(60)),
             (CheckName::Grest, cadence(60)),
+            (CheckName::Size, cadence(300)),
         ],
     ))
 }
@@ -102,6 +103,28 @@ pub fn record_healthy(store: &Store) {
             unreadable: Vec::new(),
         })),
         Duration::from_millis(6),
+    );
+    // A mainnet-sized database: 512 GiB, of which grest holds 48 GiB; db-sync's own session
+    // idle in a transaction, PostgREST's pool mostly idle.
+    let connections = [
+        ("active", 2),
+        ("disabled", 0),
+        ("fastpath function call", 0),
+        ("idle", 9),
+        ("idle in transaction", 1),
+        ("idle in transaction (aborted)", 0),
+    ];
+    store.record(
+        CheckName::Size,
+        found(Findings::Size(DatabaseSize {
+            database_bytes: 512 << 30,
+            schema_bytes: vec![("grest".into(), 48 << 30), ("public".into(), 463 << 30)],
+            connections: connections
+                .iter()
+                .map(|(state, count)| ((*state).to_owned(), *count))
+                .collect(),
+        })),
+        Duration::from_millis(7),
     );
 }
 

@@ -12,6 +12,7 @@
 mod common;
 mod dashboards;
 mod end_to_end;
+mod file_sd;
 mod prometheus;
 mod promql;
 mod rules;
