@@ -10,8 +10,12 @@
 
 mod common;
 mod dashboards;
+mod delivery;
 mod end_to_end;
+mod process;
 mod prometheus;
 mod promql;
+mod push;
+mod queries;
 mod rules;
 mod unavailable;
