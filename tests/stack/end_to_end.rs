@@ -2,7 +2,7 @@
 //! scrapes it every second and evaluates the repository's rules, and every dashboard query
 //! asked through Prometheus' HTTP API.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -399,7 +399,7 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
     // resolves, and one resolved message follows the one fired message.
     std::fs::write(
         prometheus.server.dir().join("prometheus.yml"),
-        pull_config(&[fresh_instance.clone()], &alertmanager_addr),
+        pull_config(std::slice::from_ref(&fresh_instance), &alertmanager_addr),
     )
     .unwrap();
     prometheus.server.reload();

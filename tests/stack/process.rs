@@ -22,13 +22,16 @@ const PORT_ATTEMPTS: usize = 3;
 /// How long a server may take to become ready on a loaded machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A server's command line, made from its temp dir and its port.
+pub type Args<'a> = Box<dyn Fn(&Path, u16) -> Vec<String> + 'a>;
+
 /// What to start: the binary, the files to write into its dir, its arguments (given the dir
 /// and the port), and the path that answers 2xx once it is ready.
 pub struct Spec<'a> {
     pub name: &'a str,
     pub binary: &'a str,
     pub files: Vec<(String, String)>,
-    pub args: Box<dyn Fn(&Path, u16) -> Vec<String> + 'a>,
+    pub args: Args<'a>,
     pub ready_path: &'a str,
 }
 
@@ -36,7 +39,6 @@ pub struct Server {
     pub name: String,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    pub port: u16,
     child: Child,
     watchdog: Option<Child>,
     log: PathBuf,
@@ -80,7 +82,6 @@ impl Server {
             let mut server = Server {
                 name: spec.name.to_owned(),
                 base: format!("http://127.0.0.1:{port}"),
-                port,
                 child,
                 watchdog,
                 log,
