@@ -5,7 +5,7 @@
                                         # fleet-trends.json
 
 The JSON files are committed and are what Grafana imports/provisions; this script
-just keeps the three dashboards consistent (variables, datasource references,
+just keeps the four dashboards consistent (variables, datasource references,
 panel ids, layout).  Edit here, re-run, commit both.
 
 Conventions (see README.md): a `datasource` variable of type datasource; every
