@@ -6,7 +6,7 @@
 Checks, for every *.json dashboard:
   * schemaVersion >= 39, no `__inputs`, unique panel ids, panels inside the 24-column grid;
   * a `datasource` variable (type datasource, query prometheus), and `network` / `instance`
-    query variables fed by dbsync_info; every panel and target uses uid `${datasource}`;
+    query variables fed by the recording rule dbsync:instance:info; every panel and target uses uid `${datasource}`;
   * no hard-coded instance (every `instance` matcher uses $instance);
   * every metric name in every expression is in the dbsync-exporter metric contract or is a
     recording rule defined in ../alerts/*.rules.yml;
@@ -38,6 +38,7 @@ dbsync_ada_pots_inconsistent_epochs dbsync_ada_pots_missing_epochs dbsync_epoch_
 dbsync_health_state dbsync_health_reason dbsync_peer_block_height dbsync_peer_up dbsync_fleet_lag_blocks
 dbsync_grest_info dbsync_grest_cache_lag_blocks dbsync_grest_cache_last_update_timestamp_seconds
 dbsync_database_size_bytes dbsync_schema_size_bytes dbsync_database_connections
+process_resident_memory_bytes process_virtual_memory_bytes process_open_fds process_max_fds dbsync_db_tls
 """.split()
 
 PROMQL_WORDS = set("""
@@ -66,7 +67,7 @@ def metric_names(expr):
     e = re.sub(r"\{[^}]*\}", "", e)                                   # label matchers
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", e)
     e = re.sub(r"\[[^\]]*\]", "", e)                                  # ranges
-    e = re.sub(r"\d+(\.\d+)?(e[+-]?\d+)?", "", e)                     # numbers
+    e = re.sub(r"(?<![A-Za-z0-9_:])\d+(\.\d+)?(e[+-]?\d+)?", "", e)    # numbers, not digits in names
     names = set()
     for tok in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
         if tok.lower() not in PROMQL_WORDS:
@@ -104,8 +105,8 @@ def main():
         ds = vars_.get("datasource")
         if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
             bad("missing datasource variable of type datasource/prometheus")
-        for var, q in (("network", "label_values(dbsync_info, network)"),
-                       ("instance", 'label_values(dbsync_info{network=~"$network"}, instance)')):
+        for var, q in (("network", "label_values(dbsync:instance:info, network)"),
+                       ("instance", 'label_values(dbsync:instance:info{network=~"$network"}, instance)')):
             v = vars_.get(var)
             query = v and (v["query"]["query"] if isinstance(v.get("query"), dict) else v.get("query"))
             if not v or v.get("type") != "query" or query != q:

@@ -1,25 +1,47 @@
 #!/usr/bin/env python3
 """Generate the Grafana dashboards in this directory (stdlib only).
 
-    python3 dashboards/generate.py      # rewrites fleet-overview.json, instance-detail.json, integrity.json
+    python3 dashboards/generate.py      # rewrites fleet-overview.json, instance-detail.json, integrity.json,
+                                        # fleet-trends.json
 
 The JSON files are committed and are what Grafana imports/provisions; this script
-just keeps the three dashboards consistent (variables, datasource references,
+just keeps the four dashboards consistent (variables, datasource references,
 panel ids, layout).  Edit here, re-run, commit both.
 
 Conventions (see README.md): a `datasource` variable of type datasource; every
 panel and target uses {"type": "prometheus", "uid": "${datasource}"}; `network`
-and `instance` variables come from dbsync_info; no hard-coded instance.  Queries
+and `instance` variables come from dbsync:instance:info (every instance, also one
+whose database never answered); no hard-coded instance; colour thresholds come from
+../alerts/dbsync-thresholds.rules.yml.  Queries
 only use dbsync-exporter metrics and the recording rules in ../alerts/.
 """
 import json
 import os
+import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DS = {"type": "prometheus", "uid": "${datasource}"}
 INST = 'instance=~"$instance"'
+# Every instance with its network ("unknown" while its database was never read): the
+# recording rule dbsync:instance:info, fed by a series every exporter serves from its start.
+INSTANCES = "dbsync:instance:info"
 # Restrict anything to the selected networks/instances and give it a `network` label.
-INFO_SEL = 'max by (instance, job, network) (dbsync_info{network=~"$network", instance=~"$instance"})'
+INFO_SEL = f'max by (instance, job, network) ({INSTANCES}{{network=~"$network", instance=~"$instance"}})'
+
+
+def read_thresholds():
+    """The dbsync:threshold:* constants of ../alerts/dbsync-thresholds.rules.yml, by name."""
+    path = os.path.join(HERE, "..", "alerts", "dbsync-thresholds.rules.yml")
+    pairs = re.findall(r"record:\s*dbsync:threshold:(\w+)\s*\n\s*expr:\s*vector\(([0-9.]+)\)", open(path).read())
+    return {name: float(value) if "." in value else int(value) for name, value in pairs}
+
+
+# Colours change where the alerts fire and the exporter's health policy drains/downs
+# (the thresholds file holds the same numbers as the health defaults; tests/stack checks).
+TH = read_thresholds()
+TIP_AGE_STEPS = [(TH["tip_age_warning_seconds"], "orange"), (TH["tip_age_critical_seconds"], "red")]
+FLEET_LAG_STEPS = [(TH["fleet_lag_blocks"], "orange"), (TH["fleet_lag_critical_blocks"], "red")]
+LOVELACE = "suffix: lovelace"
 
 
 def with_net(expr):
@@ -161,28 +183,28 @@ def templating(instance_multi=True):
          "current": {}, "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False,
          "options": [], "skipUrlSync": False},
         {"type": "query", "name": "network", "label": "Network", "datasource": DS,
-         "definition": "label_values(dbsync_info, network)",
+         "definition": f"label_values({INSTANCES}, network)",
          # plain string: Grafana migrates it to its editor model on load (an object with
          # qryType would need the editor's separate metric/label fields)
-         "query": "label_values(dbsync_info, network)",
+         "query": f"label_values({INSTANCES}, network)",
          "refresh": 2, "sort": 1, "includeAll": True, "multi": True, "allValue": ".*",
          "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
          "hide": 0, "options": [], "regex": "", "skipUrlSync": False},
         {"type": "query", "name": "instance", "label": "Instance", "datasource": DS,
-         "definition": 'label_values(dbsync_info{network=~"$network"}, instance)',
-         "query": 'label_values(dbsync_info{network=~"$network"}, instance)',
+         "definition": f'label_values({INSTANCES}{{network=~"$network"}}, instance)',
+         "query": f'label_values({INSTANCES}{{network=~"$network"}}, instance)',
          "refresh": 2, "sort": 1, "includeAll": True, "multi": instance_multi,
          "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
          "hide": 0, "options": [], "regex": "", "skipUrlSync": False},
     ]}
 
 
-def dashboard(uid, title, description, board, instance_multi=True):
+def dashboard(uid, title, description, board, instance_multi=True, time_from="now-6h"):
     return {
         "uid": uid, "title": title, "description": description,
         "tags": ["dbsync", "cardano", "db-sync"], "editable": True, "graphTooltip": 1,
         "schemaVersion": 39, "version": 1, "timezone": "browser", "refresh": "1m",
-        "time": {"from": "now-6h", "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0,
+        "time": {"from": time_from, "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0,
         "liveNow": False, "weekStart": "",
         "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
                                   "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
@@ -199,7 +221,7 @@ def dashboard(uid, title, description, board, instance_multi=True):
 def fleet_overview():
     b = Board()
     sel = f'network=~"$network", {INST}'
-    b.add(stat("Instances", f"count(dbsync_info{{{sel}}})", legend="instances", color_mode="value"), 4, 4)
+    b.add(stat("Instances", f"count({INSTANCES}{{{sel}}})", legend="instances", color_mode="value"), 4, 4)
     b.add(stat("Health UP", f"count({with_net('dbsync:health_state:code')} == 0) or vector(0)",
                legend="up", color_mode="value"), 4, 4)
     b.add(stat("Health DRAIN", f"count({with_net('dbsync:health_state:code')} == 1) or vector(0)",
@@ -207,7 +229,7 @@ def fleet_overview():
     b.add(stat("Health DOWN", f"count({with_net('dbsync:health_state:code')} == 2) or vector(0)",
                legend="down", steps=[(1, "red")]), 4, 4)
     b.add(stat("Oldest tip", f"max(dbsync:tip_age_seconds:with_network{{{sel}}})", unit="s",
-               legend="oldest", steps=[(180, "orange"), (600, "red")]), 4, 4)
+               legend="oldest", steps=TIP_AGE_STEPS), 4, 4)
     b.add(stat("Integrity problems", f"sum({with_net('dbsync:integrity_problems:count')}) or vector(0)",
                legend="problems", steps=[(1, "red")]), 4, 4)
 
@@ -215,8 +237,11 @@ def fleet_overview():
     fleet_table = table(
         "Instances",
         [
-            target(f'max by (network, instance, dbsync_release, schema) (dbsync_info{{{sel}}})',
+            # every instance, also one whose database never answered (network "unknown")
+            target(f"max by (network, instance, operator) ({INSTANCES}{{{sel}}})",
                    ref="A", instant=True, fmt="table"),
+            target(f'max by (network, instance, dbsync_release, schema) (dbsync_info{{{sel}}})',
+                   ref="J", instant=True, fmt="table"),
             tq(with_net("dbsync:health_state:code"), "B"),
             tq(with_net("dbsync_up"), "C"),
             tq(f"dbsync:block_height:with_network{{{sel}}}", "D"),
@@ -226,15 +251,17 @@ def fleet_overview():
             tq(with_net("dbsync:check_failures:count"), "H"),
             tq(with_net("dbsync_epoch_number"), "I"),
         ],
-        rename={"network": "Network", "instance": "Instance", "dbsync_release": "db-sync", "schema": "Schema",
+        rename={"network": "Network", "instance": "Instance", "operator": "Operator",
+                "dbsync_release": "db-sync", "schema": "Schema",
                 "Value #B": "Health", "Value #C": "DB", "Value #D": "Tip height", "Value #E": "Tip age",
                 "Value #F": "Behind fleet (blocks)", "Value #G": "Integrity problems",
                 "Value #H": "Failing checks", "Value #I": "Epoch"},
-        order=["network", "instance", "Value #B", "Value #C", "Value #D", "Value #E", "Value #F", "Value #I",
-               "dbsync_release", "schema", "Value #G", "Value #H"],
-        hide=["Value #A"],
+        order=["network", "instance", "operator", "Value #B", "Value #C", "Value #D", "Value #E", "Value #F",
+               "Value #I", "dbsync_release", "schema", "Value #G", "Value #H"],
+        hide=["Value #A", "Value #J"],
         sort="Behind fleet (blocks)",
-        description="One row per instance on the selected networks. Health: what HAProxy sees (UP/DRAIN/DOWN). "
+        description="One row per instance on the selected networks, including instances whose database never "
+                    "answered (network unknown, DB DOWN). Health: what HAProxy sees (UP/DRAIN/DOWN). "
                     "Behind fleet: blocks below the best instance of the same network (recording rule "
                     "dbsync:blocks_behind_fleet). Integrity problems: number of non-zero integrity series. "
                     "Failing checks: background checks whose last run failed.",
@@ -242,10 +269,9 @@ def fleet_overview():
             override("Health", color_cell(), ("mappings", HEALTH_MAP)),
             override("DB", color_cell(), ("mappings", BOOL_UP_MAP)),
             override("Tip height", ("unit", "none"), ("decimals", 0)),
-            override("Tip age", ("unit", "s"), color_cell(),
-                     ("thresholds", thresholds((180, "orange"), (600, "red")))),
+            override("Tip age", ("unit", "s"), color_cell(), ("thresholds", thresholds(*TIP_AGE_STEPS))),
             override("Behind fleet (blocks)", ("unit", "none"), color_cell(),
-                     ("thresholds", thresholds((3, "orange"), (10, "red")))),
+                     ("thresholds", thresholds(*FLEET_LAG_STEPS))),
             override("Integrity problems", color_cell(), ("thresholds", thresholds((1, "red")))),
             override("Failing checks", color_cell(), ("thresholds", thresholds((1, "orange")))),
         ])
@@ -253,12 +279,13 @@ def fleet_overview():
 
     b.add(timeseries("Tip age per instance", [
         target(f"dbsync:tip_age_seconds:with_network{{{sel}}}", "{{network}} {{instance}}")],
-        unit="s", steps=[(180, "orange"), (600, "red")], minv=0,
+        unit="s", steps=TIP_AGE_STEPS, minv=0,
         description="Seconds since the slot time of each instance's newest block. 600 s is the Koios limit."), 12, 9)
     b.add(timeseries("Blocks behind the fleet's best (same network)", [
         target(f"dbsync:blocks_behind_fleet{{{sel}}}", "{{network}} {{instance}}")],
-        unit="none", steps=[(10, "red")], minv=0,
-        description="dbsync:blocks_behind_fleet: best height of the network minus this instance's height."), 12, 9)
+        unit="none", steps=FLEET_LAG_STEPS, minv=0,
+        description="dbsync:blocks_behind_fleet: best height of the network minus this instance's height "
+                    "(orange: drain and alert, red: the health policy takes it down)."), 12, 9)
     b.add(timeseries("Best block height per network", [
         target('dbsync:fleet_best_block_height:max{network=~"$network"}', "{{network}}")],
         unit="none", decimals=0), 8, 8)
@@ -281,7 +308,7 @@ def instance_detail():
     b.add(stat("Health", f"dbsync:health_state:code{{{i}}}", mappings=HEALTH_MAP,
                steps=[(1, "orange"), (2, "red")]), 4, 4)
     b.add(stat("DB reachable", f"dbsync_up{{{i}}}", mappings=BOOL_UP_MAP, steps=[]), 4, 4)
-    b.add(stat("Tip age", f"dbsync_tip_age_seconds{{{i}}}", unit="s", steps=[(180, "orange"), (600, "red")]), 4, 4)
+    b.add(stat("Tip age", f"dbsync_tip_age_seconds{{{i}}}", unit="s", steps=TIP_AGE_STEPS), 4, 4)
     b.add(stat("Block height", f"dbsync_block_height{{{i}}}", unit="none", color_mode="value"), 4, 4)
     b.add(stat("Sync progress", f"dbsync_sync_progress_ratio{{{i}}}", unit="percentunit",
                color_mode="value"), 4, 4)
@@ -304,7 +331,7 @@ def instance_detail():
 
     b.row("Tip")
     b.add(timeseries("Tip age", [target(f"dbsync_tip_age_seconds{{{i}}}", "{{instance}}")], unit="s",
-                     steps=[(180, "orange"), (600, "red")], minv=0,
+                     steps=TIP_AGE_STEPS, minv=0,
                      description="Now minus the slot time of the newest block in the database."), 12, 8)
     b.add(timeseries("Slot lag", [target(f"dbsync_slot_lag{{{i}}}", "{{instance}}")], unit="none", minv=0,
                      description="Slot the chain should be at now (from genesis parameters) minus the tip slot."),
@@ -320,10 +347,10 @@ def instance_detail():
     b.row("Rollbacks and epochs")
     b.add(timeseries("Rollbacks per hour", [
         target(f"increase(dbsync_rollbacks_total{{{i}}}[1h])", "{{instance}}")], unit="none", minv=0,
-        steps=[(5, "red")]), 8, 8)
+        steps=[(TH["rollbacks_per_hour"], "red")]), 8, 8)
     b.add(timeseries("Last rollback depth", [
         target(f"dbsync_last_rollback_depth_blocks{{{i}}}", "{{instance}}")], unit="none", minv=0,
-        steps=[(3, "orange")]), 8, 8)
+        steps=[(TH["rollback_depth_blocks"], "orange")]), 8, 8)
     b.add(timeseries("Last epoch sync duration", [
         target(f"dbsync_last_epoch_sync_duration_seconds{{{i}}}", "{{instance}}")], unit="s", minv=0,
         description="Wall time db-sync spent on the last finished epoch (epoch_sync_time). About the epoch "
@@ -367,7 +394,8 @@ def instance_detail():
         vmap([(1, "active", "red")]), steps=[(1, "red")],
         description="Only reasons that were active in the time range are shown."), 12, 6)
     b.add(timeseries("Fleet lag (from configured peers)", [
-        target(f"dbsync_fleet_lag_blocks{{{i}}}", "{{instance}}")], unit="none", minv=0), 8, 7)
+        target(f"dbsync_fleet_lag_blocks{{{i}}}", "{{instance}}")], unit="none", minv=0,
+        steps=FLEET_LAG_STEPS), 8, 7)
     b.add(state_timeline("Peers", [target(f"dbsync_peer_up{{{i}}}", "{{instance}} {{peer}}")], BOOL_UP_MAP,
                          steps=[]), 8, 7)
     b.add(timeseries("Koios gRest cache lag", [
@@ -397,8 +425,18 @@ def instance_detail():
         description="Client sessions of every role on this database by pg_stat_activity state (getmetrics.sh's "
                     "grestconns): db-sync, PostgREST, the exporter. unknown: sessions whose state the "
                     "exporter's role may not see (grant pg_read_all_stats)."), 12, 8)
+    b.row("The exporter process")
+    b.add(timeseries("Exporter memory", [
+        target(f"process_resident_memory_bytes{{{i}}}", "{{instance}} resident", ref="A")], unit="bytes", minv=0,
+        description="Resident memory of dbsync-exporter (process_resident_memory_bytes, from /proc). "
+                    "About 10 MiB on a mainnet database; a steady climb is a leak worth reporting."), 12, 8)
+    b.add(timeseries("Exporter file descriptors", [
+        target(f"process_open_fds{{{i}}}", "{{instance}} open", ref="A"),
+        target(f"process_max_fds{{{i}}}", "{{instance}} limit", ref="B")], unit="none", minv=0,
+        description="Open descriptors against the soft limit (raised to the hard limit at start). "
+                    "Idle and slow sockets are capped by --web.max-connections; alert: DbSyncExporterFdsNearLimit."), 12, 8)
     return dashboard("dbsync-instance-detail", "dbsync / Instance detail",
-                     "One or more db-sync instances in detail: tip, rollbacks, epochs, checks, health, connections, database size.",
+                     "One or more db-sync instances in detail: tip, rollbacks, epochs, checks, health, connections, database size, the exporter process.",
                      b)
 
 
@@ -528,11 +566,12 @@ in `alerts/RUNBOOK.md`.
         if amount:
             b.add(timeseries(title, [target(f"{metric}{{{i}}}", legend)], unit="none", minv=0, decimals=0,
                              steps=[] if "unclaimed" in metric else [(1, "red")]), 8, 8)
-            b.add(timeseries(f"{title} (lovelace)", [target(f"{amount}{{{i}}}", legend)], unit="none", minv=0),
+            b.add(timeseries(f"{title} (lovelace)", [target(f"{amount}{{{i}}}", legend)], unit=LOVELACE, minv=0),
                   8, 8)
         else:
             steps = [] if ("unclaimed" in metric or "deviation" in metric) else [(1, "red")]
-            b.add(timeseries(title, [target(f"{metric}{{{i}}}", legend)], unit="none", decimals=0,
+            b.add(timeseries(title, [target(f"{metric}{{{i}}}", legend)],
+                             unit=LOVELACE if metric.endswith("_lovelace") else "none", decimals=0,
                              minv=None if "deviation" in metric else 0, steps=steps), 16, 8)
 
     b.row("Stake distribution of the tip epoch")
@@ -549,7 +588,8 @@ breaks Koios' active-stake cache and pool/account stake endpoints. Alert:
         target(f"dbsync_epoch_stake_complete{{{i}}}", "{{instance}}")],
         vmap([(1, "complete", "green"), (0, "incomplete", "orange")]), steps=[]), 8, 8)
     b.add(timeseries("Epoch progress", [target(f"dbsync_epoch_progress_ratio{{{i}}}", "{{instance}}")],
-                     unit="percentunit", minv=0, steps=[(0.1667, "orange")]), 8, 8)
+                     unit="percentunit", minv=0,
+                     steps=[(TH["epoch_stake_incomplete_progress_ratio"], "orange")]), 8, 8)
 
     b.row("Integrity checks")
     chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake"'
@@ -563,6 +603,65 @@ breaks Koios' active-stake cache and pool/account stake endpoints. Alert:
                      "with explanations.", b)
 
 
+# =============================================================================
+# Long-term trends, from the cheap recording rules of the dbsync-trends-recording group
+# (one sample per instance every 5 minutes). No network filter: those rules carry no
+# network, and joining the current dbsync:instance:info would drop an instance that has
+# since vanished; the instance variable already lists only the selected networks' instances.
+AVAILABILITY = {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "orange", "value": 0.95},
+                                              {"color": "green", "value": 0.99}]}
+
+
+def per_day(panel):
+    """One point per day: the rules already summarise a day (or an hour, averaged here)."""
+    panel["interval"] = "1d"
+    return panel
+
+
+def fleet_trends():
+    b = Board()
+    i = INST
+    avail = "dbsync:health_up:ratio_1h"
+    b.row("Availability: share of the time the health state was up")
+    b.add(table("Availability per provider", [
+        target(f"max by (operator, instance) (avg_over_time({avail}{{{i}}}[{days}d]))", ref=ref, instant=True,
+               fmt="table")
+        for ref, days in (("A", 1), ("B", 7), ("C", 30))
+    ], rename={"operator": "Operator", "instance": "Instance", "Value #A": "1 day", "Value #B": "7 days",
+               "Value #C": "30 days"},
+        order=["operator", "instance", "Value #A", "Value #B", "Value #C"],
+        overrides=[override(col, ("unit", "percentunit"), ("decimals", 2), color_cell(),
+                            ("thresholds", AVAILABILITY)) for col in ("1 day", "7 days", "30 days")],
+        sort="30 days",
+        description="Average of dbsync:health_up:ratio_1h (the share of each hour the exporter's health state "
+                    "was up). An instance that sent nothing for a whole hour counts 0 for it, for a day after "
+                    "its last sample (DbSyncInstanceVanished)."), 12, 10)
+    b.add(per_day(timeseries("Availability per day", [
+        target(f"max by (operator, instance) (avg_over_time({avail}{{{i}}}[1d]))", "{{operator}} {{instance}}")],
+        unit="percentunit", minv=0, decimals=2,
+        description="Each point: the share of the preceding day the instance was up.")), 12, 10)
+
+    b.row("Tip, rollbacks and incidents per day")
+    b.add(per_day(timeseries("Tip age p99 per day", [
+        target(f"max by (operator, instance) (dbsync:tip_age_seconds:p99_1d{{{i}}})", "{{operator}} {{instance}}")],
+        unit="s", minv=0, steps=TIP_AGE_STEPS,
+        description="99th percentile of the tip age over the preceding day (recording rule "
+                    "dbsync:tip_age_seconds:p99_1d).")), 8, 9)
+    b.add(per_day(timeseries("Rollbacks per day", [
+        target(f"sum by (operator, instance) (dbsync:rollbacks:increase_1d{{{i}}})", "{{operator}} {{instance}}")],
+        unit="none", minv=0, draw="bars",
+        description="Rollbacks the exporter saw during the preceding day (1-2 block forks are normal on "
+                    "mainnet).")), 8, 9)
+    b.add(per_day(timeseries("Integrity incidents per day", [
+        target(f"max by (instance) (dbsync:integrity_problems:max_1d{{{i}}})", "{{instance}}")],
+        unit="none", minv=0, decimals=0, draw="bars", steps=[(1, "red")],
+        description="Most integrity series that were non-zero at once during the preceding day (0 = a clean "
+                    "day).")), 8, 9)
+    return dashboard("dbsync-fleet-trends", "dbsync / Fleet trends",
+                     "Per-provider availability over 1, 7 and 30 days, and the daily tip age p99, rollbacks and "
+                     "integrity incidents, from cheap recording rules.", b, time_from="now-30d")
+
+
 def write(name, dash):
     with open(os.path.join(HERE, name), "w") as f:
         json.dump(dash, f, indent=2, sort_keys=False)
@@ -573,3 +672,4 @@ if __name__ == "__main__":
     write("fleet-overview.json", fleet_overview())
     write("instance-detail.json", instance_detail())
     write("integrity.json", integrity())
+    write("fleet-trends.json", fleet_trends())

@@ -28,7 +28,11 @@ for group in yaml.safe_load(open(ALERTS))["groups"]:
 
 
 def render(tmpl, labels, value):
-    out = re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), tmpl)
+    # `{{ with $labels.x }}...{{ . }}...{{ end }}`: the text only when the label is set.
+    out = re.sub(r"\{\{\s*with\s+\$labels\.(\w+)\s*\}\}(.*?)\{\{\s*end\s*\}\}",
+                 lambda m: m.group(2).replace("{{ . }}", labels[m.group(1)]) if labels.get(m.group(1)) else "",
+                 tmpl)
+    out = re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), out)
     return re.sub(r"\{\{\s*\$value[^}]*\}\}", value, out)
 
 
@@ -91,6 +95,17 @@ write("availability.test.yml", "Exporter/DB reachability, tip freshness, health 
     ], [
         art("7m", "DbSyncExporterDown", []),                                    # pending (down since 3m)
         art("9m", "DbSyncExporterDown", [exp("DbSyncExporterDown", "critical", A, "0")]),
+    ]),
+    test("DbSyncExporterFdsNearLimit: over 80% of the limit for 10m, dbsync jobs only", [
+        S('process_open_fds{job="dbsync",instance="a:9895"}', "100 900x20"),
+        S('process_max_fds{job="dbsync",instance="a:9895"}', "1000x21"),
+        S('process_open_fds{job="dbsync",instance="b:9895"}', "800x21"),      # exactly 80%: fine
+        S('process_max_fds{job="dbsync",instance="b:9895"}', "1000x21"),
+        S('process_open_fds{job="node",instance="n:9100"}', "990x21"),        # not the exporter
+        S('process_max_fds{job="node",instance="n:9100"}', "1000x21"),
+    ], [
+        art("10m", "DbSyncExporterFdsNearLimit", []),                         # pending since 1m
+        art("12m", "DbSyncExporterFdsNearLimit", [exp("DbSyncExporterFdsNearLimit", "warning", A, "900")]),
     ]),
     test("DbSyncDatabaseUnreachable: dbsync_up == 0 for 2m", [
         S(sel("dbsync_up", A), "1 0x10"),
@@ -382,6 +397,75 @@ write("checks.test.yml", "Background checks, epoch sync duration, thresholds saf
         S(sel("dbsync_up", A), "1x30"),
     ], [
         art("20m", "DbSyncAlertThresholdsMissing", []),
+    ]),
+])
+
+# ---------------------------------------------------------------------------
+# Push model: series carry `operator` (agent external label, enforced by vmauth).
+PA = L(job="dbsync", instance="a.example", operator="operator-a")
+PB = L(job="dbsync", instance="b.example", operator="operator-b")
+write("presence.test.yml", """Instances that stop sending anything (DbSyncInstanceVanished), the instance list that
+includes exporters whose database never answered (dbsync:instance:info), and the trend rules.""", [
+    test("DbSyncInstanceVanished: push model (operator label) and pull model, 10/30 min, for a day", [
+        S(sel("dbsync_exporter_build_info", PA, version="0.1.0"), "1x30"),    # agent killed after 30m
+        S(sel("dbsync_exporter_build_info", PB, version="0.1.0"), "1x1600"),  # keeps sending
+        S(sel("dbsync_exporter_build_info", C, version="0.1.0"), "1x30"),     # pull: target dropped
+    ], [
+        # last sample at 30m: 600 s later (40m) is not yet "more than" 600 s
+        art("40m", "DbSyncInstanceVanished", []),
+        art("41m", "DbSyncInstanceVanished", [
+            exp("DbSyncInstanceVanished", "warning", PA, "11m 0s"),
+            exp("DbSyncInstanceVanished", "warning", C, "11m 0s"),
+        ]),
+        art("61m", "DbSyncInstanceVanished", [
+            exp("DbSyncInstanceVanished", "warning", PA, "31m 0s"),
+            exp("DbSyncInstanceVanished", "critical", PA, "31m 0s"),
+            exp("DbSyncInstanceVanished", "warning", C, "31m 0s"),
+            exp("DbSyncInstanceVanished", "critical", C, "31m 0s"),
+        ]),
+        # a day after the last sample the instance is forgotten (decommissioned)
+        art("26h", "DbSyncInstanceVanished", []),
+    ]),
+    test("dbsync:instance:info: the database's network, or unknown while unread", [
+        S(sel("dbsync_exporter_build_info", PA, version="0.1.0", network="mainnet"), "1x10"),
+        S(sel("dbsync_info", PA, network="preprod", dbsync_release="13.6.0", schema="13.6.5"), "1x10"),
+        S(sel("dbsync_exporter_build_info", PB, version="0.1.0", network="mainnet"), "1x10"),  # DB down since start
+    ], [], [
+        {"expr": "dbsync:instance:info", "eval_time": "5m", "exp_samples": [
+            {"labels": sel("dbsync:instance:info", PA, network="preprod"), "value": 1},
+            {"labels": sel("dbsync:instance:info", PB, network="unknown"), "value": 1},
+        ]},
+    ]),
+    test("Trend rules: availability (a silent hour counts as 0), tip age p99, rollbacks, integrity", [
+        S(sel("dbsync_exporter_build_info", PA, version="0.1.0"), "1x59"),
+        S(sel("dbsync_health_state", PA, state="up"), "1x29 0x30"),
+        S(sel("dbsync_tip_age_seconds", PA), "20x59"),
+        S(sel("dbsync_rollbacks_total", PA), "0+1x59"),
+        S(sel("dbsync_up", PA), "1x59"),
+        S(sel("dbsync_mir_unpaid_payments", PA, pot="reserves"), "0x9 2x10 0x40"),
+        S(sel("dbsync_exporter_build_info", PB, version="0.1.0"), "1x200"),
+        S(sel("dbsync_health_state", PB, state="up"), "1x200"),
+    ], [], [
+        # samples at 0..59m: 30 of 60 were up
+        {"expr": "dbsync:health_up:ratio_1h", "eval_time": "59m", "exp_samples": [
+            {"labels": sel("dbsync:health_up:ratio_1h", PA), "value": 0.5},
+            {"labels": sel("dbsync:health_up:ratio_1h", PB), "value": 1},
+        ]},
+        # A sent nothing from 60m: two hours later its hour is 0, not missing
+        {"expr": "dbsync:health_up:ratio_1h", "eval_time": "180m", "exp_samples": [
+            {"labels": sel("dbsync:health_up:ratio_1h", PA), "value": 0},
+            {"labels": sel("dbsync:health_up:ratio_1h", PB), "value": 1},
+        ]},
+        {"expr": "dbsync:tip_age_seconds:p99_1d", "eval_time": "59m", "exp_samples": [
+            {"labels": sel("dbsync:tip_age_seconds:p99_1d", PA), "value": 20},
+        ]},
+        {"expr": "dbsync:rollbacks:increase_1d", "eval_time": "59m", "exp_samples": [
+            {"labels": sel("dbsync:rollbacks:increase_1d", PA), "value": 59},
+        ]},
+        {"expr": "dbsync:integrity_problems:max_1d", "eval_time": "59m", "exp_samples": [
+            {"labels": sel("dbsync:integrity_problems:max_1d", dict(job="dbsync", instance="a.example")),
+             "value": 1},
+        ]},
     ]),
 ])
 

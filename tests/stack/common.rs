@@ -154,9 +154,14 @@ pub fn require_tool(tool: &str) -> PathBuf {
         .map(|dir| dir.join(tool))
         .find(|path| path.is_file())
         .unwrap_or_else(|| {
+            let package = match tool {
+                "victoria-metrics" | "vmalert" | "vmauth" | "vmagent" => "victoria-metrics",
+                "prometheus-alertmanager" | "amtool" => "prometheus-alertmanager",
+                _ => "prometheus",
+            };
             panic!(
                 "`{tool}` is not on PATH: run ./scripts/test (it installs it) or \
-                 `apt-get install prometheus`"
+                 `apt-get install {package}`"
             )
         })
 }

@@ -2,7 +2,7 @@
 //! scrapes it every second and evaluates the repository's rules, and every dashboard query
 //! asked through Prometheus' HTTP API.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,16 +12,12 @@ use tokio::io::AsyncWriteExt as _;
 use dbsync_sim::Fault;
 
 use crate::common::{require_tool, served_names, Fleet, NETWORK};
-use crate::dashboards::{self, interpolate, parse_label_values, variable_query, Variables};
+use crate::delivery::{start_alertmanager, Recorder, ONCALL_CHAT};
 use crate::prometheus::Prometheus;
-use crate::promql::{metric_names, selectors};
-use crate::rules::{recording_rules, rule_files, thresholds_for_fast_evaluation, THRESHOLDS_FILE};
+use crate::promql::metric_names;
+use crate::queries::{check_dashboard_queries, SCRAPE_SECONDS, SETTLE};
+use crate::rules::{fast_rule_files, recording_rules, rule_files, runbook_url};
 use crate::unavailable;
-
-/// Prometheus' scrape and evaluation interval.
-const SCRAPE_SECONDS: u64 = 1;
-/// Generous bounds for a loaded 2-core CI machine.
-const SETTLE: Duration = Duration::from_secs(90);
 
 /// Prometheus scrapes the fleet every second with `alerts/*.rules.yml` loaded (the thresholds
 /// file with its real values, evaluated every second), and its HTTP API shows that:
@@ -29,14 +25,18 @@ const SETTLE: Duration = Duration::from_secs(90);
 /// 2. the integrity values the simulator planted arrive with the expected values;
 /// 3. the stalled instance's alerts go pending or firing (stale tip at both severities,
 ///    behind the fleet, health down, failing check, one per planted integrity fault), with
-///    severity, summary, description naming the instance, and runbook; the fresh instance and
+///    severity, summary, description naming the instance, and runbook_url; the fresh instance and
 ///    the fleet as a whole raise none;
 /// 4. every rule of the files is loaded and evaluates with health "ok", and reads only
 ///    served, recorded or Prometheus' own metrics;
 /// 5. every dashboard variable query lists the real networks and instances, and every panel
 ///    query, with the variables substituted as Grafana does, is valid and returns data (the
 ///    only excuse: `unavailable.rs`); one instance at a time it is still valid;
-/// 6. `promtool check metrics` is clean on a scrape of each exporter.
+/// 6. `promtool check metrics` is clean on a scrape of each exporter;
+/// 7. Alertmanager, running the repository's config, delivers the critical stale-tip alert to
+///    the Telegram on-call chat (a recorder of the Bot API) once, with instance, summary and
+///    runbook link, and to the webhook; a resolved message follows once the stalled instance
+///    is no longer scraped; nothing is sent about the fresh instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_query() {
     require_tool("prometheus");
@@ -45,41 +45,21 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
     let fleet = Fleet::start("stack_e2e").await;
     let (fresh_exporter, stalled_exporter) = (&fleet.fresh, &fleet.stalled);
 
+    // --- Alertmanager (the repository's config) notifying the recorder -------------------
+    let recorder = Recorder::start().await;
+    let alertmanager = start_alertmanager(recorder.addr).await;
+
     // --- Prometheus with the repository's rules ------------------------------------------
     let targets = [fresh_exporter.addr, stalled_exporter.addr];
-    let mut rule_paths = Vec::new();
-    for file in rule_files() {
-        if file.file_name().is_some_and(|n| n == THRESHOLDS_FILE) {
-            // Same thresholds, but evaluated every second (see rules.rs).
-            rule_paths.push(None);
-        } else {
-            rule_paths.push(Some(file));
-        }
-    }
-    let prometheus = Prometheus::start(
-        &[(THRESHOLDS_FILE, thresholds_for_fast_evaluation())],
-        |dir| {
-            let rules: Vec<String> = rule_paths
-                .iter()
-                .map(|path| {
-                    let path = path.clone().unwrap_or_else(|| dir.join(THRESHOLDS_FILE));
-                    format!("  - {:?}\n", path.display().to_string())
-                })
-                .collect();
-            format!(
-                "global:\n  scrape_interval: {SCRAPE_SECONDS}s\n  scrape_timeout: {SCRAPE_SECONDS}s\n  \
-                 evaluation_interval: {SCRAPE_SECONDS}s\n\
-                 rule_files:\n{}\
-                 scrape_configs:\n  - job_name: dbsync\n    static_configs:\n      - targets: [{}]\n",
-                rules.concat(),
-                targets
-                    .iter()
-                    .map(|t| format!("\"{t}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        },
-    )
+    let rule_files_fast = fast_rule_files(&[]);
+    let files: Vec<(&str, String)> = rule_files_fast
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.clone()))
+        .collect();
+    let alertmanager_addr = alertmanager.base.trim_start_matches("http://").to_owned();
+    let prometheus = Prometheus::start(&files, |_, _| {
+        pull_config(&targets.map(|t| t.to_string()), &alertmanager_addr)
+    })
     .await;
     let fresh_instance = fresh_exporter.addr.to_string();
     let stalled_instance = stalled_exporter.addr.to_string();
@@ -217,10 +197,10 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
                 && description.contains(labels["instance"].as_str().unwrap_or("<no instance>")),
             "{name}: summary and description with the instance expected: {alert:#}"
         );
-        let runbook = annotations["runbook"].as_str().unwrap_or_default();
-        assert!(
-            runbook.starts_with("alerts/RUNBOOK.md#"),
-            "{name}: runbook {runbook:?}"
+        assert_eq!(
+            annotations["runbook_url"].as_str(),
+            Some(runbook_url(name).as_str()),
+            "{name}: runbook_url"
         );
     }
     let tip_stale = alerts
@@ -343,104 +323,12 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
     }
 
     // --- 5. every dashboard variable and query --------------------------------------------
-    let dashboards = dashboards::load();
-    let mut networks = BTreeSet::new();
-    let mut instances = BTreeSet::new();
-    for dashboard in &dashboards {
-        let variables = dashboard.variables();
-        let (selector, label) = parse_label_values(&variable_query(variables["network"])).unwrap();
-        let found = label_values(&prometheus, &label, &selector).await;
-        assert_eq!(
-            found,
-            BTreeSet::from([NETWORK.to_owned()]),
-            "{}: network variable",
-            dashboard.file
-        );
-        networks.extend(found);
-        let (selector, label) = parse_label_values(&variable_query(variables["instance"])).unwrap();
-        let selector = interpolate(&selector, &all_selected(&networks, &BTreeSet::new()));
-        let found = label_values(&prometheus, &label, &selector).await;
-        assert_eq!(
-            found,
-            BTreeSet::from([fresh_instance.clone(), stalled_instance.clone()]),
-            "{}: instance variable ({selector})",
-            dashboard.file
-        );
-        instances.extend(found);
-    }
-
-    // Everything selected (the dashboards' default): each query must return data, unless an
-    // allow-listed selector in it is what is empty.
-    let everything = all_selected(&networks, &instances);
-    let mut pending: Vec<(String, String)> = dashboards
-        .iter()
-        .flat_map(|d| d.targets())
-        .map(|t| (t.place, t.expr))
-        .collect();
-    let total = pending.len();
-    let mut excused: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        let mut still = Vec::new();
-        let mut report = Vec::new();
-        for (place, expr) in pending.drain(..) {
-            let query = interpolate(&expr, &everything);
-            match prometheus.query(&query).await {
-                Err(e) => prometheus.fail(&format!(
-                    "{place}: Prometheus rejects the query: {e}\n  {query}"
-                )),
-                Ok(result) if !result.is_empty() => {}
-                Ok(_) => match emptiness(&prometheus, &query).await {
-                    (Some(why), _) => {
-                        excused.insert(place, why);
-                    }
-                    (None, diagnosis) => {
-                        report.push(format!("{place}: no data\n    {query}\n{diagnosis}"));
-                        still.push((place, expr));
-                    }
-                },
-            }
-        }
-        pending = still;
-        if pending.is_empty() {
-            break;
-        }
-        if tokio::time::Instant::now() > deadline {
-            prometheus.fail(&format!(
-                "{} of {total} dashboard queries return no data after {SETTLE:?}, and not \
-                 because of an allow-listed family (tests/stack/unavailable.rs):\n{}",
-                pending.len(),
-                report.join("\n")
-            ));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    eprintln!(
-        "{total} dashboard queries: {} with data, {} empty only because of allow-listed \
-         families:",
-        total - excused.len(),
-        excused.len()
-    );
-    for (place, why) in &excused {
-        eprintln!("  {place}: {}", why.join("; "));
-    }
-
-    // One instance selected at a time: still valid PromQL (data not required: e.g. the fresh
-    // instance has no failing checks to show).
-    for instance in &instances {
-        let one = all_selected(&networks, &BTreeSet::from([instance.clone()]));
-        for dashboard in &dashboards {
-            for target in dashboard.targets() {
-                let query = interpolate(&target.expr, &one);
-                if let Err(e) = prometheus.query(&query).await {
-                    prometheus.fail(&format!(
-                        "{} with instance {instance}: Prometheus rejects the query: {e}\n  {query}",
-                        target.place
-                    ));
-                }
-            }
-        }
-    }
+    check_dashboard_queries(
+        &prometheus,
+        &BTreeSet::from([NETWORK.to_owned()]),
+        &BTreeSet::from([fresh_instance.clone(), stalled_instance.clone()]),
+    )
+    .await;
 
     // --- 6. promtool check metrics on a scrape of each exporter ----------------------------
     for exporter in [fresh_exporter, stalled_exporter] {
@@ -474,8 +362,80 @@ async fn prometheus_scrapes_evaluates_the_rules_and_answers_every_dashboard_quer
         );
     }
 
+    // --- 7. delivered: fired, then resolved when the condition clears ---------------------
+    // The critical stale-tip alert goes to the on-call chat, once, with the instance, the
+    // summary Prometheus rendered and the runbook link; the webhook gets it too.
+    let critical = alerts
+        .iter()
+        .find(|a| {
+            a["labels"]["alertname"] == "DbSyncTipStale" && a["labels"]["severity"] == "critical"
+        })
+        .unwrap();
+    let summary = critical["annotations"]["summary"].as_str().unwrap();
+    let fired = recorder
+        .wait_for(SETTLE, "DbSyncTipStale", &stalled_instance, "FIRING", 1)
+        .await;
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    assert_eq!(fired[0].chat_id(), ONCALL_CHAT, "{fired:#?}");
+    for part in [summary, &runbook_url("DbSyncTipStale"), "(critical)"] {
+        assert!(fired[0].text().contains(part), "{part:?} in {fired:#?}");
+    }
+    assert!(
+        recorder.webhook().iter().any(|d| d.body["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["labels"]["alertname"] == "DbSyncTipStale"
+                && a["labels"]["instance"] == stalled_instance.as_str())),
+        "the webhook should have the alert too: {:#?}",
+        recorder.webhook()
+    );
+    assert!(
+        recorder.messages_about("", &fresh_instance).is_empty(),
+        "nothing about the fresh instance: {:#?}",
+        recorder.telegram()
+    );
+    // The stalled instance is taken out of the scrape config: its series go stale, the alert
+    // resolves, and one resolved message follows the one fired message.
+    std::fs::write(
+        prometheus.server.dir().join("prometheus.yml"),
+        pull_config(std::slice::from_ref(&fresh_instance), &alertmanager_addr),
+    )
+    .unwrap();
+    prometheus.server.reload();
+    let resolved = recorder
+        .wait_for(SETTLE, "DbSyncTipStale", &stalled_instance, "RESOLVED", 1)
+        .await;
+    assert_eq!(resolved.len(), 1, "{resolved:#?}");
+    assert_eq!(resolved[0].chat_id(), ONCALL_CHAT);
+    assert!(resolved[0].text().contains(summary), "{resolved:#?}");
+    let fired_again: Vec<_> = recorder
+        .messages_about("DbSyncTipStale", &stalled_instance)
+        .into_iter()
+        .filter(|d| d.text().contains("FIRING"))
+        .collect();
+    assert_eq!(fired_again.len(), 1, "fired once only: {fired_again:#?}");
+
     drop(prometheus);
+    drop(alertmanager);
     fleet.shutdown().await;
+}
+
+/// The pull model's Prometheus config for these tests: the fast rule copies next to it,
+/// `targets` scraped every second as job `dbsync`, alerts to `alertmanager` (host:port).
+fn pull_config(targets: &[String], alertmanager: &str) -> String {
+    format!(
+        "global:\n  scrape_interval: {SCRAPE_SECONDS}s\n  scrape_timeout: {SCRAPE_SECONDS}s\n  \
+         evaluation_interval: {SCRAPE_SECONDS}s\n\
+         rule_files: [\"*.rules.yml\"]\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\n\
+         scrape_configs:\n  - job_name: dbsync\n    static_configs:\n      - targets: [{}]\n",
+        targets
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// Alerts Prometheus currently holds (pending or firing).
@@ -500,52 +460,6 @@ fn loaded_rules(data: &Value) -> Vec<(String, Value)> {
         }
     }
     out
-}
-
-/// The values Prometheus has for `label` over the series `selector` matches, as Grafana's
-/// `label_values()` asks for them.
-async fn label_values(prometheus: &Prometheus, label: &str, selector: &str) -> BTreeSet<String> {
-    let data = prometheus
-        .must(&format!("label/{label}/values"), &[("match[]", selector)])
-        .await;
-    data.as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| Some(v.as_str()?.to_owned()))
-        .collect()
-}
-
-/// The dashboard variables with these networks and instances selected.
-fn all_selected(networks: &BTreeSet<String>, instances: &BTreeSet<String>) -> Variables {
-    Variables {
-        selected: BTreeMap::from([
-            ("network".to_owned(), networks.iter().cloned().collect()),
-            ("instance".to_owned(), instances.iter().cloned().collect()),
-        ]),
-        interval_seconds: 2 * SCRAPE_SECONDS,
-        scrape_interval_seconds: SCRAPE_SECONDS,
-        range_seconds: 300,
-    }
-}
-
-/// Why the (interpolated) `query` returns nothing: `Some(reasons)` when every selector that
-/// selects nothing is allow-listed (and at least one does), else `None`, with a per-selector
-/// diagnosis either way.
-async fn emptiness(prometheus: &Prometheus, query: &str) -> (Option<Vec<String>>, String) {
-    let mut reasons = Vec::new();
-    let mut unexplained = false;
-    let mut diagnosis = String::new();
-    for selector in selectors(query) {
-        let found = prometheus.query(&selector.text).await.map(|r| r.len());
-        diagnosis.push_str(&format!("      {} -> {found:?} series\n", selector.text));
-        match (found, unavailable::excuse(&selector)) {
-            (Ok(n), _) if n > 0 => {}
-            (_, Some(why)) => reasons.push(why),
-            (_, None) => unexplained = true,
-        }
-    }
-    let why = (!reasons.is_empty() && !unexplained).then_some(reasons);
-    (why, diagnosis)
 }
 
 /// `series` (name plus exact label text, as the simulator reports it) restricted to

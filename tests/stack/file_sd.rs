@@ -122,14 +122,14 @@ async fn a_koios_topology_becomes_targets_prometheus_scrapes() {
 
     // promtool accepts the config and the file_sd file it names.
     let file_sd_body = String::from_utf8(before).unwrap();
-    let prometheus_yml = |dir: &std::path::Path| {
+    let prometheus_yml = |dir: &std::path::Path, _port: u16| {
         format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
              scrape_configs:\n  - job_name: koios\n    file_sd_configs:\n      - files: ['{}/koios-*.json']\n",
             dir.display()
         )
     };
-    std::fs::write(dir.join("prometheus.yml"), prometheus_yml(&dir.path)).unwrap();
+    std::fs::write(dir.join("prometheus.yml"), prometheus_yml(&dir.path, 0)).unwrap();
     let check = Command::new(require_tool("promtool"))
         .args(["check", "config"])
         .arg(dir.join("prometheus.yml"))

@@ -193,7 +193,7 @@ async fn prometheus_scrapes_over_tls_with_basic_auth_and_a_wrong_password_is_ref
     let ca_file = dir.join("ca.crt").display().to_string();
     let password_file = dir.join("password").display().to_string();
     let wrong_file = dir.join("wrong").display().to_string();
-    let prometheus = Prometheus::start(&[], |_| {
+    let prometheus = Prometheus::start(&[], |_, _| {
         format!(
             "global:\n  scrape_interval: 1s\n\
              scrape_configs:\n\
