@@ -2,87 +2,16 @@
 //! CA and a certificate for `localhost` made here with the `openssl` CLI, and `pg_hba.conf`
 //! letting the exporter's role in over TLS only. Also the password file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dbsync_fixture::{Cluster, SchemaVersion, TestDatabase};
 
-use crate::common::{chain, eventually, must, unix_now, value};
+use crate::common::{chain, eventually, must, test_certificates, unix_now, value};
 
 const ROLE: &str = "tls_reader";
 const PASSWORD: &str = "tls-Pa55word-never-log-me";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl (Debian package openssl)");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A CA, a server certificate for `localhost` signed by it, and an unrelated CA.
-fn certificates(dir: &Path) {
-    for ca in ["ca", "other-ca"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "3650",
-                "-subj",
-                &format!("/CN=dbsync-exporter test {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-            ],
-        );
-    }
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.crt",
-        ],
-    );
-}
 
 struct TlsServer {
     cluster: Cluster,
@@ -107,7 +36,7 @@ impl TlsServer {
         let dir =
             std::env::temp_dir().join(format!("dbsync-tls-{}-{}", std::process::id(), db.name));
         std::fs::create_dir_all(&dir).unwrap();
-        certificates(&dir);
+        test_certificates(&dir, &["ca", "other-ca"], "DNS:localhost");
         db.connect()
             .await
             .batch_execute(&format!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 #[path = "../support/mod.rs"]
 mod support;
 
-pub use support::{unix_now, value, Exporter};
+pub use support::{test_certificates, unix_now, value, Exporter};
 
 use dbsync_exporter::Config;
 use dbsync_fixture::{Cluster, IndexSet, SchemaVersion, TestDatabase};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use dbsync_fixture::{Cluster, Fixture, IndexSet, NewBlock, SchemaVersion};
 use tokio::net::TcpListener;
 
-use crate::common::{config, eventually, require_tool, TempDir};
+use crate::common::{config, eventually, require_tool, test_certificates, TempDir};
 use crate::prometheus::Prometheus;
 
 fn run(tool: &str, dir: &Path, args: &[&str]) -> String {
@@ -52,67 +52,7 @@ fn client(dir: &Path) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_over_tls_with_basic_auth_and_a_wrong_password_is_refused() {
     let dir = TempDir::new("websec");
-    run(
-        "openssl",
-        &dir.path,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ],
-    );
-    run(
-        "openssl",
-        &dir.path,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    run(
-        "openssl",
-        &dir.path,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.crt",
-        ],
-    );
+    test_certificates(&dir.path, &["ca"], "DNS:localhost,IP:127.0.0.1");
     std::fs::write(
         dir.join("web.yml"),
         web_config(&bcrypt_hash(&dir.path, "prometheus", "s3cret")),

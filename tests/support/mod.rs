@@ -236,3 +236,72 @@ pub async fn chain_on(
     }
     fixture
 }
+
+/// Runs `openssl` in `dir` (Debian's package; `./scripts/test` installs it).
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl)");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// Test certificates in `dir`: a CA per name in `cas` (`<name>.crt`, `<name>.key`) and
+/// `server.crt`/`server.key` for `/CN=localhost`, signed by the first CA, with `san` (e.g.
+/// `DNS:localhost,IP:127.0.0.1`).
+pub fn test_certificates(dir: &std::path::Path, cas: &[&str], san: &str) {
+    for ca in cas {
+        let (subject, key, cert) = (
+            format!("/CN=dbsync-exporter test {ca}"),
+            format!("{ca}.key"),
+            format!("{ca}.crt"),
+        );
+        openssl(
+            dir,
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+                &subject, "-keyout", &key, "-out", &cert,
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), format!("subjectAltName={san}\n")).unwrap();
+    let (ca_cert, ca_key) = (format!("{}.crt", cas[0]), format!("{}.key", cas[0]));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &ca_cert,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+}
