@@ -42,15 +42,21 @@ pub struct AppState {
 
 /// The router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics_handler))
         .route("/health", get(health))
         .route("/tip", get(tip))
         .route("/live", get(live))
-        .route("/ready", get(ready))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
+        .route("/ready", get(ready));
+    // Without a web config file nothing can ever ask for credentials or headers: no guard on
+    // the scrape path.
+    let routes = if state.security.is_configured() {
+        routes.layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+    } else {
+        routes
+    };
+    routes.with_state(state)
 }
 
 /// `/health` and `/live` alone (`--web.health-listen-address`: for load balancers that cannot

@@ -118,6 +118,11 @@ impl Security {
         Security::with(None, Settings::default(), None)
     }
 
+    /// Whether the settings come from a file (and so may change).
+    pub fn is_configured(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// Reads `path`; an error here is a start-up error.
     pub fn from_file(path: &Path) -> Result<Security, String> {
         let stamp = stamp(path);

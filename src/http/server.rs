@@ -56,6 +56,8 @@ pub async fn serve(
         match accepted {
             Ok((stream, _peer)) => {
                 backoff.succeeded();
+                // Answers are written at once, not held back waiting for an ACK (Nagle).
+                let _ = stream.set_nodelay(true);
                 let (connection, evicted) = registry.admit(limits.max_connections);
                 if evicted {
                     tracing::debug!(
