@@ -124,8 +124,10 @@ impl Findings {
     pub fn integrity_faults(&self) -> Option<u64> {
         // Counted: unpaid MIR payments, orphan instant rewards, missing pool refunds,
         // inconsistent or missing ada_pots epochs, 1 for a non-zero deviation of the newest
-        // epoch, blocks with a wrong tx_count and pool certificates without owners. Not counted: unclaimed refunds (the ledger's rule, not an error) and
-        // an incomplete stake distribution (normal early in an epoch).
+        // epoch and blocks with a wrong tx_count. Not counted: unclaimed refunds (the ledger's
+        // rule, not an error), an incomplete stake distribution (normal early in an epoch) and
+        // pool certificates without owners (the ledger allows an empty owner set, so mainnet
+        // may have a legitimate floor; the alert fires on an increase instead).
         match self {
             Findings::Mir(mir) => Some(
                 Pot::ALL
@@ -144,7 +146,7 @@ impl Findings {
             ),
             Findings::EpochStake(_) => Some(0),
             Findings::BlockTxCounts(blocks) => Some(blocks.mismatches),
-            Findings::PoolOwners(owners) => Some(owners.updates_without_owner),
+            Findings::PoolOwners(_) => Some(0),
             Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)
