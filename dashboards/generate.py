@@ -523,6 +523,31 @@ more ADA than can exist.
 newest epoch. Alert: `DbSyncAdaPotsDeviation` (tolerance in
 `alerts/dbsync-thresholds.rules.yml`).
 """),
+    ("Blocks whose tx_count is wrong",
+     "dbsync_block_tx_count_mismatches", None, "{{instance}}",
+     """
+**`dbsync_block_tx_count_mismatches`**
+
+Blocks (the genesis row and Byron EBBs included) whose `tx_count` differs from the number of
+their `tx` rows (`cardano-db-tool validate`'s BlockTxs).
+
+**Healthy: 0.** Non-zero: transactions lost or duplicated when those blocks were written.
+Find the blocks (RUNBOOK), compare with another instance, roll back or resync. Alert:
+`DbSyncBlockTxCountMismatch`.
+"""),
+    ("Pool certificates without owners",
+     "dbsync_pool_updates_without_owner", None, "{{instance}}",
+     """
+**`dbsync_pool_updates_without_owner`**
+
+Pool registration/update certificates (`pool_update` rows) without any `pool_owner` row
+(`cardano-db-tool validate`'s PoolOwner, per certificate).
+
+**Healthy: 0, or a constant floor** (the ledger allows a certificate without owners).
+Growing: owners were lost (db-sync #251); compare the newest owner-less certificates with
+another instance, roll back or resync. Alert: `DbSyncPoolUpdatesWithoutOwner` (on an
+increase).
+"""),
 ]
 
 
@@ -533,7 +558,7 @@ def integrity():
         target(f"max by (network, instance) ({with_net('dbsync:integrity_problems:count')})", ref="A",
                instant=True, fmt="table"),
         target("max by (network, instance) ("
-               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake"} == bool 0)')
+               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"} == bool 0)')
                + ")", ref="B", instant=True, fmt="table"),
         target(f"max by (network, instance) ({with_net('dbsync_epoch_stake_complete')})", ref="C", instant=True,
                fmt="table"),
@@ -550,7 +575,8 @@ def integrity():
                             ("mappings", vmap([(1, "yes", "green"), (0, "no", "orange")])))],
         description="Integrity problems = number of non-zero integrity series (recording rule "
                     "dbsync:integrity_problems:count). Integrity check failing = one of the mir, pool_refunds, "
-                    "ada_pots, epoch_stake checks failed its last run (its values are then stale)."), 24, 8)
+                    "ada_pots, epoch_stake, block_tx_counts, pool_owners checks failed its last run (its "
+                    "values are then stale)."), 24, 8)
     b.add(text("How to read this dashboard", """
 Every series below is **0 on a healthy database** (except the informational unclaimed refunds
 and the stake-distribution flag, which is 1 when complete). The exporter computes them with
@@ -569,7 +595,8 @@ in `alerts/RUNBOOK.md`.
             b.add(timeseries(f"{title} (lovelace)", [target(f"{amount}{{{i}}}", legend)], unit=LOVELACE, minv=0),
                   8, 8)
         else:
-            steps = [] if ("unclaimed" in metric or "deviation" in metric) else [(1, "red")]
+            steps = [] if ("unclaimed" in metric or "deviation" in metric or "without_owner" in metric) \
+                else [(1, "red")]
             b.add(timeseries(title, [target(f"{metric}{{{i}}}", legend)],
                              unit=LOVELACE if metric.endswith("_lovelace") else "none", decimals=0,
                              minv=None if "deviation" in metric else 0, steps=steps), 16, 8)
@@ -592,7 +619,7 @@ breaks Koios' active-stake cache and pool/account stake endpoints. Alert:
                      steps=[(TH["epoch_stake_incomplete_progress_ratio"], "orange")]), 8, 8)
 
     b.row("Integrity checks")
-    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake"'
+    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"'
     b.add(state_timeline("Last run of the integrity checks", [
         target(f"dbsync_check_success{{{i}, {chk}}}", "{{instance}} {{check}}")], OK_MAP, steps=[]), 12, 8)
     b.add(timeseries("Time since last success", [

@@ -293,6 +293,17 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
     integ("DbSyncPoolRefundsMissing", "dbsync_pool_refunds_missing", {}, "3"),
     integ("DbSyncAdaPotsInconsistent", "dbsync_ada_pots_inconsistent_epochs", {}, "3"),
     integ("DbSyncAdaPotsMissing", "dbsync_ada_pots_missing_epochs", {}, "3"),
+    integ("DbSyncBlockTxCountMismatch", "dbsync_block_tx_count_mismatches", {}, "3"),
+    test("DbSyncPoolUpdatesWithoutOwner: an increase fires, a constant floor does not", [
+        S(sel("dbsync_pool_updates_without_owner", A), "1x10 4x60"),      # grew by 3 at 10m
+        S(sel("dbsync_pool_updates_without_owner", B), "5x70"),           # legitimate floor
+        S(sel("dbsync_pool_updates_without_owner", C), "0x5 3x10 0x54"),  # transient 10 minutes
+    ], [
+        art("30m", "DbSyncPoolUpdatesWithoutOwner", []),
+        art("45m", "DbSyncPoolUpdatesWithoutOwner", [
+            exp("DbSyncPoolUpdatesWithoutOwner", "warning", A, "4"),
+        ]),
+    ]),
     test("DbSyncAdaPotsDeviation: either sign, not zero", [
         S(sel("dbsync_ada_pots_deviation_lovelace", A), "1000x60"),
         S(sel("dbsync_ada_pots_deviation_lovelace", B), "-2500x60"),
@@ -321,11 +332,13 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
         S(sel("dbsync_mir_unpaid_payments", A, pot="treasury"), "1x10"),
         S(sel("dbsync_ada_pots_deviation_lovelace", A), "5x10"),
         S(sel("dbsync_pool_refunds_unclaimed", A), "7x10"),
+        S(sel("dbsync_block_tx_count_mismatches", A), "2x10"),
+        S(sel("dbsync_pool_updates_without_owner", A), "3x10"),         # may be a floor
         S(sel("dbsync_mir_unpaid_payments", B, pot="reserves"), "0x10"),
         S(sel("dbsync_pool_refunds_unclaimed", B), "4x10"),             # not a fault
     ], [], [
         {"expr": "dbsync:integrity_problems:count", "eval_time": "5m", "exp_samples": [
-            {"labels": sel("dbsync:integrity_problems:count", A), "value": 3},
+            {"labels": sel("dbsync:integrity_problems:count", A), "value": 4},
             {"labels": sel("dbsync:integrity_problems:count", B), "value": 0},
         ]},
     ]),

@@ -28,9 +28,10 @@ use crate::db::Schema;
 pub use grest::{Grest, GrestCheck};
 pub use info::{Info, InfoCheck};
 pub use integrity::{
-    AdaPotsCheck, AdaPotsFindings, Coverage, EpochStakeCheck, EpochStakeFindings,
-    IntegritySettings, MirCheck, MirFindings, MirPot, MirTotals, PlanLog, PoolRefundFindings,
-    PoolRefundsCheck, Pot, QueryPlan, RefundTotals,
+    AdaPotsCheck, AdaPotsFindings, BlockTxCountFindings, BlockTxCountsCheck, Coverage,
+    EpochStakeCheck, EpochStakeFindings, IntegritySettings, MirCheck, MirFindings, MirPot,
+    MirTotals, PlanLog, PoolOwnerFindings, PoolOwnersCheck, PoolRefundFindings, PoolRefundsCheck,
+    Pot, QueryPlan, RefundTotals,
 };
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
@@ -56,6 +57,10 @@ pub enum CheckName {
     AdaPots,
     /// Completeness of the tip epoch's stake distribution.
     EpochStake,
+    /// Blocks' `tx_count` vs their `tx` rows.
+    BlockTxCounts,
+    /// Pool certificates without owners.
+    PoolOwners,
     /// Database and schema sizes, sessions by state.
     Size,
 }
@@ -72,6 +77,8 @@ impl CheckName {
             CheckName::PoolRefunds => "pool_refunds",
             CheckName::AdaPots => "ada_pots",
             CheckName::EpochStake => "epoch_stake",
+            CheckName::BlockTxCounts => "block_tx_counts",
+            CheckName::PoolOwners => "pool_owners",
             CheckName::Size => "size",
         }
     }
@@ -103,6 +110,10 @@ pub enum Findings {
     AdaPots(AdaPotsFindings),
     /// From [`EpochStakeCheck`].
     EpochStake(EpochStakeFindings),
+    /// From [`BlockTxCountsCheck`].
+    BlockTxCounts(BlockTxCountFindings),
+    /// From [`PoolOwnersCheck`].
+    PoolOwners(PoolOwnerFindings),
     /// From [`SizeCheck`].
     Size(DatabaseSize),
 }
@@ -112,9 +123,11 @@ impl Findings {
     /// checks); the health policy marks the instance down on them when asked to.
     pub fn integrity_faults(&self) -> Option<u64> {
         // Counted: unpaid MIR payments, orphan instant rewards, missing pool refunds,
-        // inconsistent or missing ada_pots epochs, and 1 for a non-zero deviation of the
-        // newest epoch. Not counted: unclaimed refunds (the ledger's rule, not an error) and
-        // an incomplete stake distribution (normal early in an epoch).
+        // inconsistent or missing ada_pots epochs, 1 for a non-zero deviation of the newest
+        // epoch and blocks with a wrong tx_count. Not counted: unclaimed refunds (the ledger's
+        // rule, not an error), an incomplete stake distribution (normal early in an epoch) and
+        // pool certificates without owners (the ledger allows an empty owner set, so mainnet
+        // may have a legitimate floor; the alert fires on an increase instead).
         match self {
             Findings::Mir(mir) => Some(
                 Pot::ALL
@@ -132,6 +145,8 @@ impl Findings {
                     + u64::from(pots.deviation_lovelace != 0),
             ),
             Findings::EpochStake(_) => Some(0),
+            Findings::BlockTxCounts(blocks) => Some(blocks.mismatches),
+            Findings::PoolOwners(_) => Some(0),
             Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::{
-    AdaPotsCheck, Cadence, Check, EpochStakeCheck, GrestCheck, InfoCheck, IntegritySettings,
-    MirCheck, PoolRefundsCheck, RollbackCheck, SizeCheck, TipCheck,
+    AdaPotsCheck, BlockTxCountsCheck, Cadence, Check, EpochStakeCheck, GrestCheck, InfoCheck,
+    IntegritySettings, MirCheck, PoolOwnersCheck, PoolRefundsCheck, RollbackCheck, SizeCheck,
+    TipCheck,
 };
 use crate::config::Config;
 
@@ -44,5 +45,7 @@ pub fn schedule(config: &Config, registry: &mut impl Registry) {
         AdaPotsCheck::new(settings.clone(), config.chain_override.clone()),
         integrity,
     );
+    registry.register(BlockTxCountsCheck::new(settings.clone()), integrity);
+    registry.register(PoolOwnersCheck::new(settings.clone()), integrity);
     registry.register(EpochStakeCheck::new(settings), integrity);
 }

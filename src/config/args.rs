@@ -223,8 +223,9 @@ pub struct CheckArgs {
     )]
     pub check_timeout: HumanDuration,
 
-    /// How often the integrity checks (mir, pool_refunds, ada_pots, epoch_stake) run; after
-    /// the first run they only re-examine the epochs that can have changed.
+    /// How often the integrity checks (mir, pool_refunds, ada_pots, epoch_stake,
+    /// block_tx_counts, pool_owners) run; after the first run they only re-examine the epochs
+    /// that can have changed.
     #[arg(
         long = "integrity-interval",
         env = "DBSYNC_EXPORTER_INTEGRITY_INTERVAL",

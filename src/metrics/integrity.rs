@@ -1,5 +1,5 @@
 //! The integrity families: MIR payouts, pool deposit refunds, the `ada_pots` supply
-//! invariant and stake snapshot completeness.
+//! invariant, stake snapshot completeness, blocks' transaction counts and pool owners.
 //!
 //! Every family is written only while its check applies and has findings, so a database where
 //! a check cannot run shows `dbsync_check_applicable{check} 0` and none of its series. Values
@@ -18,7 +18,9 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::R
     encode_mir(encoder, scrape)?;
     encode_pool_refunds(encoder, scrape)?;
     encode_ada_pots(encoder, scrape)?;
-    encode_epoch_stake(encoder, scrape)
+    encode_epoch_stake(encoder, scrape)?;
+    encode_block_tx_counts(encoder, scrape)?;
+    encode_pool_owners(encoder, scrape)
 }
 
 /// Counts and lovelace as exact i64 gauge values (saturating; no real value comes close).
@@ -150,6 +152,42 @@ fn encode_epoch_stake(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::
         "dbsync_epoch_stake_complete",
         &format!("1 when epoch_stake_progress marks the tip epoch's stake distribution completed, else 0. Cached: the epoch_stake check refreshes it every {every}."),
         i64::from(stake.complete),
+    )
+}
+
+fn encode_block_tx_counts(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::BlockTxCounts(blocks)) = scrape.findings(CheckName::BlockTxCounts) else {
+        return Ok(());
+    };
+    let cached = cached(
+        scrape,
+        CheckName::BlockTxCounts,
+        blocks.coverage.full_interval,
+    );
+    noted_gauges(
+        encoder,
+        &cached,
+        &[(
+            "dbsync_block_tx_count_mismatches",
+            "Blocks (the genesis row and Byron EBBs included) whose tx_count differs from the number of their tx rows.",
+            int(blocks.mismatches),
+        )],
+    )
+}
+
+fn encode_pool_owners(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::PoolOwners(owners)) = scrape.findings(CheckName::PoolOwners) else {
+        return Ok(());
+    };
+    let cached = cached(scrape, CheckName::PoolOwners, owners.coverage.full_interval);
+    noted_gauges(
+        encoder,
+        &cached,
+        &[(
+            "dbsync_pool_updates_without_owner",
+            "Pool registration and update certificates (pool_update rows) without any pool_owner row.",
+            int(owners.updates_without_owner),
+        )],
     )
 }
 

@@ -1,4 +1,5 @@
-//! The integrity checks (`mir`, `pool_refunds`, `ada_pots`, `epoch_stake`) against real
+//! The integrity checks (`mir`, `pool_refunds`, `ada_pots`, `epoch_stake`,
+//! `block_tx_counts`, `pool_owners`) against real
 //! fixtures of db-sync 13.2, 13.3 and 13.7.2+: every rule with its trap, applicability,
 //! incremental runs, rollbacks, query plans, and the metrics as a scrape shows them.
 //!
@@ -10,15 +11,17 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use dbsync_exporter::chain::NetworkParams;
+use dbsync_exporter::checks::integrity::block_tx_counts::GENESIS;
 use dbsync_exporter::checks::{
-    AdaPotsCheck, AdaPotsFindings, Check, Context, EpochStakeCheck, Findings, IntegritySettings,
-    MirCheck, MirFindings, MirPot, MirTotals, PlanLog, PoolRefundFindings, PoolRefundsCheck,
+    AdaPotsCheck, AdaPotsFindings, BlockTxCountFindings, BlockTxCountsCheck, Check, Context,
+    EpochStakeCheck, Findings, IntegritySettings, MirCheck, MirFindings, MirPot, MirTotals,
+    PlanLog, PoolOwnerFindings, PoolOwnersCheck, PoolRefundFindings, PoolRefundsCheck,
     RefundTotals, Verdict,
 };
 use dbsync_exporter::db::Database;
 use dbsync_fixture::{
-    near_tip_ddl, AdaPots, Cluster, Fixture, IndexSet, MirSource, SchemaVersion, TestDatabase,
-    MAX_SUPPLY,
+    near_tip_ddl, AdaPots, Cluster, Fixture, IndexSet, MirSource, NewBlock, SchemaVersion,
+    TestDatabase, MAX_SUPPLY,
 };
 
 use crate::common::{config, must, value, wait_for_value, Exporter};
@@ -53,6 +56,9 @@ per_version! {
     rollback_across_an_epoch_boundary_rechecks_everything => super::rollback_across_an_epoch_boundary_rechecks_everything;
     every_integrity_metric_in_a_scrape => super::every_integrity_metric_in_a_scrape;
     no_sequential_scan_of_reward_tx_or_block => super::no_sequential_scan_of_reward_tx_or_block;
+    block_tx_count_rules => super::block_tx_count_rules;
+    block_tx_counts_incremental_and_rollback => super::block_tx_counts_incremental_and_rollback;
+    pool_owner_rules => super::pool_owner_rules;
 }
 
 // === helpers ===
@@ -146,6 +152,20 @@ impl Direct {
         match self.run(check).await {
             Verdict::Found(Findings::AdaPots(found)) => found,
             other => panic!("ada_pots: {other:?}"),
+        }
+    }
+
+    async fn tx_counts(&self, check: &mut BlockTxCountsCheck) -> BlockTxCountFindings {
+        match self.run(check).await {
+            Verdict::Found(Findings::BlockTxCounts(found)) => found,
+            other => panic!("block_tx_counts: {other:?}"),
+        }
+    }
+
+    async fn owners(&self, check: &mut PoolOwnersCheck) -> PoolOwnerFindings {
+        match self.run(check).await {
+            Verdict::Found(Findings::PoolOwners(found)) => found,
+            other => panic!("pool_owners: {other:?}"),
         }
     }
 }
@@ -605,6 +625,276 @@ pub(crate) async fn epoch_stake_completeness(version: SchemaVersion) {
     }
 }
 
+// === block_tx_counts ===
+
+/// A block in `epoch` holding `txs` transactions (the first `invalid` of them phase-2-invalid,
+/// which db-sync counts too) whose `tx_count` says `recorded`; returns its id.
+async fn block_with_txs(
+    fixture: &mut Fixture,
+    epoch: i64,
+    txs: usize,
+    invalid: usize,
+    recorded: i64,
+) -> i64 {
+    let block = fixture.block_in_epoch(epoch).await;
+    for n in 0..txs {
+        let tx = fixture.insert_tx(block, 170_000).await;
+        if n < invalid {
+            fixture
+                .execute(&format!(
+                    "UPDATE tx SET valid_contract = false WHERE id = {tx}"
+                ))
+                .await;
+        }
+    }
+    set_tx_count(fixture, block, recorded).await;
+    block
+}
+
+async fn set_tx_count(fixture: &Fixture, block: i64, recorded: i64) {
+    fixture
+        .execute(&format!(
+            "UPDATE block SET tx_count = {recorded} WHERE id = {block}"
+        ))
+        .await;
+}
+
+/// A Byron epoch boundary block (no block, slot or epoch-slot number, no transactions) whose
+/// `tx_count` says `recorded`, then the epoch's first main block after it; returns the EBB.
+async fn ebb(fixture: &mut Fixture, epoch: i64, recorded: i64) -> i64 {
+    let row = fixture
+        .client
+        .query_one(
+            "SELECT max(block_no)::int8, max(slot_no)::int8,                     extract(epoch FROM max(time))::int8 FROM block",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (block_no, slot_no, time_unix): (Option<i64>, Option<i64>, i64) =
+        (row.get(0), row.get(1), row.get(2));
+    let ebb = NewBlock {
+        block_no: None,
+        slot_no: None,
+        epoch_no: Some(epoch),
+        epoch_slot_no: None,
+        time_unix: time_unix + 20,
+        hash: fixture.next_hash(-5),
+        proto_major: 0,
+        proto_minor: 0,
+        tx_count: recorded,
+    };
+    let id = fixture.insert_block(ebb).await;
+    // The main block after it continues the numbering (extend would restart it after a
+    // block without a number).
+    let next = block_no.map_or(0, |b| b + 1);
+    let main = NewBlock {
+        block_no: Some(next),
+        slot_no: Some(slot_no.unwrap_or(0) + 20),
+        epoch_no: Some(epoch),
+        epoch_slot_no: Some(0),
+        time_unix: time_unix + 20,
+        hash: fixture.next_hash(next),
+        proto_major: 1,
+        proto_minor: 0,
+        tx_count: 0,
+    };
+    fixture.insert_block(main).await;
+    id
+}
+
+/// One trap or fault per epoch (0 to 4, the tip); the genesis row is faulty (5 for its 6
+/// transactions) until [`fix_genesis`].
+async fn build_tx_counts(fixture: &mut Fixture, epochs: RangeInclusive<i64>) {
+    for epoch in epochs {
+        match epoch {
+            0 => {
+                let genesis: i64 = fixture
+                    .client
+                    .query_one("SELECT id FROM block WHERE epoch_no IS NULL", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                for _ in 0..6 {
+                    fixture.insert_tx(genesis, 0).await;
+                }
+                set_tx_count(fixture, genesis, 5).await; // fault
+                ebb(fixture, 0, 0).await; // trap: an EBB with no transactions
+                block_with_txs(fixture, 0, 2, 0, 2).await; // trap
+            }
+            1 => {
+                ebb(fixture, 1, 1).await; // fault: EBBs count too
+                block_with_txs(fixture, 1, 1, 0, 1).await;
+            }
+            2 => {
+                block_with_txs(fixture, 2, 2, 1, 2).await; // trap: a valid and an invalid tx
+                block_with_txs(fixture, 2, 3, 0, 2).await; // fault
+                block_with_txs(fixture, 2, 0, 0, 1).await; // fault
+            }
+            3 => {
+                for _ in 0..3 {
+                    block_with_txs(fixture, 3, 0, 0, 0).await; // trap: empty blocks
+                }
+            }
+            4 => {
+                block_with_txs(fixture, 4, 1, 0, 1).await;
+                block_with_txs(fixture, 4, 1, 0, 0).await; // fault, the tip block
+            }
+            _ => unreachable!("epoch {epoch}"),
+        }
+    }
+}
+
+/// The genesis row made right: its 6 transactions, `tx_count` 6 (a trap then).
+async fn fix_genesis(fixture: &Fixture) {
+    fixture
+        .execute("UPDATE block SET tx_count = 6 WHERE epoch_no IS NULL")
+        .await;
+}
+
+fn tx_counts_expected() -> BTreeMap<i64, u64> {
+    BTreeMap::from([(GENESIS, 1), (1, 1), (2, 2), (4, 1)])
+}
+
+pub(crate) async fn block_tx_count_rules(version: SchemaVersion) {
+    let db = Cluster::shared().create_database("tx_counts").await;
+    // Stage-3 indexes suffice: the check applies during initial sync.
+    let mut fixture = ledger_fixture(&db, version, IndexSet::InitialSync).await;
+    build_tx_counts(&mut fixture, 0..=4).await;
+    let direct = Direct::new(&db);
+    let mut check = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
+    let found = direct.tx_counts(&mut check).await;
+    assert!(found.coverage.full_run);
+    assert_eq!(check.epochs(), &tx_counts_expected());
+    assert_eq!(found.mismatches, 5);
+
+    fix_genesis(&fixture).await;
+    let mut fresh = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
+    let found = direct.tx_counts(&mut fresh).await;
+    let mut expected = tx_counts_expected();
+    expected.remove(&GENESIS);
+    assert_eq!(fresh.epochs(), &expected);
+    assert_eq!(found.mismatches, 4);
+
+    // Without the index that counts a block's transactions it would scan tx: not applicable.
+    fixture.execute("DROP INDEX idx_tx_block_id").await;
+    match direct.run(&mut fresh).await {
+        Verdict::NotApplicable(reason) => assert!(reason.contains("idx_tx_block_id"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub(crate) async fn block_tx_counts_incremental_and_rollback(version: SchemaVersion) {
+    let db = Cluster::shared()
+        .create_database("tx_counts_incremental")
+        .await;
+    let mut fixture = ledger_fixture(&db, version, IndexSet::NearTip).await;
+    build_tx_counts(&mut fixture, 0..=2).await;
+    let direct = Direct::new(&db);
+    let mut check = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.tx_counts(&mut check).await.mismatches, 4);
+
+    // New epochs arrive: the incremental run examines epochs 1 to 4 and keeps the genesis
+    // result of the first run.
+    build_tx_counts(&mut fixture, 3..=4).await;
+    let second = direct.tx_counts(&mut check).await;
+    assert!(!second.coverage.full_run);
+    assert_eq!(second.coverage.from_epoch, 1);
+    assert_eq!(second.mismatches, 5);
+    let mut fresh = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.tx_counts(&mut fresh).await.mismatches, 5);
+    assert_eq!(check.epochs(), fresh.epochs());
+    assert_eq!(check.epochs(), &tx_counts_expected());
+
+    // A rollback replaces the faulty tip block (epoch 4 keeps its first block): the tip
+    // epoch is re-examined incrementally and the fault is gone.
+    fixture.rollback_and_replace(1).await;
+    let after = direct.tx_counts(&mut check).await;
+    assert!(!after.coverage.full_run);
+    assert_eq!(after.mismatches, 4);
+    let mut expected = tx_counts_expected();
+    expected.remove(&4);
+    assert_eq!(check.epochs(), &expected);
+    // The replacement block gets a transaction its tx_count does not record: found again.
+    let tip: i64 = fixture.tip().await.unwrap().0;
+    fixture.insert_tx(tip, 170_000).await;
+    assert_eq!(direct.tx_counts(&mut check).await.mismatches, 5);
+}
+
+// === pool_owners ===
+
+pub(crate) async fn pool_owner_rules(version: SchemaVersion) {
+    let db = Cluster::shared().create_database("pool_owners").await;
+    let mut fixture = ledger_fixture(&db, version, IndexSet::NearTip).await;
+    let (p1, p2, p3, p4) = (
+        fixture.pool().await,
+        fixture.pool().await,
+        fixture.pool().await,
+        fixture.pool().await,
+    );
+    // 208: traps. p1's single owner is its reward account; p2 has two owners.
+    let reward = registered_address(&mut fixture, 208).await;
+    let (o1, o2) = (fixture.stake_address().await, fixture.stake_address().await);
+    let tx = fixture.tx_in_epoch(208).await;
+    fixture.pool_registration(p1, tx, 0, reward).await;
+    fixture.pool_owner(p1, tx, 0, reward).await;
+    fixture.pool_registration(p2, tx, 1, o1).await;
+    fixture.pool_owner(p2, tx, 1, o1).await;
+    fixture.pool_owner(p2, tx, 1, o2).await;
+    // 209: p1 updated, its owner deregistered in the same tx (trap); p3 registered without
+    // owners (fault).
+    let tx = fixture.tx_in_epoch(209).await;
+    fixture.stake_deregistration(reward, tx, 0).await;
+    fixture.pool_registration(p1, tx, 1, reward).await;
+    fixture.pool_owner(p1, tx, 1, reward).await;
+    fixture.pool_registration(p3, tx, 2, o1).await;
+    // 210: two owner-less updates of the same pool count twice (certificates, not pools).
+    let tx = fixture.tx_in_epoch(210).await;
+    fixture.pool_registration(p2, tx, 0, o1).await;
+    fixture.pool_registration(p2, tx, 1, o1).await;
+    fixture.block_in_epoch(211).await;
+    // 212, the tip epoch: an owner-less registration in the tip block.
+    fixture.block_in_epoch(212).await;
+    let tx = fixture.tx_in_epoch(212).await;
+    fixture.pool_registration(p4, tx, 0, o2).await;
+
+    let direct = Direct::new(&db);
+    let mut check = PoolOwnersCheck::new(IntegritySettings::new(DAY));
+    let found = direct.owners(&mut check).await;
+    assert!(found.coverage.full_run);
+    assert_eq!(
+        check.epochs(),
+        &BTreeMap::from([(209, 1), (210, 2), (212, 1)])
+    );
+    assert_eq!(found.updates_without_owner, 4);
+
+    // A rollback replaces the tip block and its certificate (db-sync deletes certificates
+    // with their transaction); the replacement block carries p4's registration with its
+    // owner.
+    fixture
+        .execute(
+            "DELETE FROM pool_update WHERE registered_tx_id IN                (SELECT id FROM tx WHERE block_id = (SELECT max(id) FROM block))",
+        )
+        .await;
+    fixture.rollback_and_replace(1).await;
+    let tip: i64 = fixture.tip().await.unwrap().0;
+    let tx = fixture.insert_tx(tip, 170_000).await;
+    fixture.pool_registration(p4, tx, 0, o2).await;
+    fixture.pool_owner(p4, tx, 0, o2).await;
+    let after = direct.owners(&mut check).await;
+    assert!(!after.coverage.full_run);
+    assert_eq!(after.updates_without_owner, 3);
+    assert_eq!(check.epochs(), &BTreeMap::from([(209, 1), (210, 2)]));
+    let mut fresh = PoolOwnersCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.owners(&mut fresh).await.updates_without_owner, 3);
+    assert_eq!(check.epochs(), fresh.epochs());
+
+    // Without pool_owner_pool_update_id_idx (initial sync) the check still applies.
+    fixture
+        .execute("DROP INDEX pool_owner_pool_update_id_idx")
+        .await;
+    assert_eq!(direct.owners(&mut fresh).await.updates_without_owner, 3);
+}
+
 // === applicability ===
 
 pub(crate) async fn ledger_disabled_is_not_applicable(version: SchemaVersion) {
@@ -630,6 +920,17 @@ pub(crate) async fn ledger_disabled_is_not_applicable(version: SchemaVersion) {
         .await;
     }
     assert_eq!(must(&body, "dbsync_check_success{check=\"mir\"}"), 1.0);
+    // Blocks, transactions and certificates are written with the ledger off too.
+    for check in ["block_tx_counts", "pool_owners"] {
+        body = wait_for_value(
+            &exporter,
+            &format!("dbsync_check_applicable{{check=\"{check}\"}}"),
+            1.0,
+        )
+        .await;
+    }
+    assert_eq!(must(&body, "dbsync_block_tx_count_mismatches"), 2.0);
+    assert_eq!(must(&body, "dbsync_pool_updates_without_owner"), 0.0);
     for family in [
         "dbsync_mir_",
         "dbsync_pool_refunds_",
@@ -856,7 +1157,14 @@ pub(crate) async fn every_integrity_metric_in_a_scrape(version: SchemaVersion) {
     let mut settings = config(&db.reader_url());
     settings.checks.integrity_interval = Duration::from_millis(300);
     let exporter = Exporter::start(settings).await;
-    for check in ["mir", "pool_refunds", "ada_pots", "epoch_stake"] {
+    for check in [
+        "mir",
+        "pool_refunds",
+        "ada_pots",
+        "epoch_stake",
+        "block_tx_counts",
+        "pool_owners",
+    ] {
         wait_for_value(
             &exporter,
             &format!("dbsync_check_applicable{{check=\"{check}\"}}"),
@@ -882,6 +1190,10 @@ pub(crate) async fn every_integrity_metric_in_a_scrape(version: SchemaVersion) {
         ("dbsync_ada_pots_inconsistent_epochs", "2"),
         ("dbsync_ada_pots_missing_epochs", "1"),
         ("dbsync_epoch_stake_complete", "1"),
+        // Every tx_in_epoch block holds one transaction its tx_count (0) does not record:
+        // two in 208 and one in 209. The two pool registrations of 208 have no owner rows.
+        ("dbsync_block_tx_count_mismatches", "3"),
+        ("dbsync_pool_updates_without_owner", "2"),
     ];
     for (series, text) in expect {
         // The exact text: integers, not floats (12345678901234567 is not a double).
@@ -892,7 +1204,14 @@ pub(crate) async fn every_integrity_metric_in_a_scrape(version: SchemaVersion) {
         );
         assert!(value(&body, series).is_some());
     }
-    for check in ["mir", "pool_refunds", "ada_pots", "epoch_stake"] {
+    for check in [
+        "mir",
+        "pool_refunds",
+        "ada_pots",
+        "epoch_stake",
+        "block_tx_counts",
+        "pool_owners",
+    ] {
         assert_eq!(
             must(&body, &format!("dbsync_check_success{{check=\"{check}\"}}")),
             1.0
@@ -974,6 +1293,10 @@ async fn big_fixture(db: &TestDatabase, version: SchemaVersion) -> Fixture {
                SELECT g, 0, 60000 + g, 425 + g % 10 FROM generate_series(1, 150) g;
              INSERT INTO reward (addr_id, type, amount, spendable_epoch, pool_id) \
                SELECT 2000 + g, 'refund', 500000000, 425 + g % 10, g FROM generate_series(1, 120) g;
+             -- Every certificate has an owner but the first ten; one block's tx_count is off.
+             INSERT INTO pool_owner (addr_id, pool_update_id) \
+               SELECT 3000 + id, id FROM pool_update WHERE id > 10;
+             UPDATE block SET tx_count = 3 WHERE id = 30000;
              -- MIR certificates across the history; 20 of them unpaid.
              INSERT INTO reserve (addr_id, cert_index, amount, tx_id) \
                SELECT 5000 + g, 0, 1000000, g * 380 FROM generate_series(1, 300) g;
@@ -1005,9 +1328,13 @@ pub(crate) async fn no_sequential_scan_of_reward_tx_or_block(version: SchemaVers
     let mut mir = MirCheck::new(settings.clone());
     let mut refunds = PoolRefundsCheck::new(settings.clone());
     let mut pots = AdaPotsCheck::new(settings.clone(), None);
-    let mut stake = EpochStakeCheck::new(settings);
+    let mut stake = EpochStakeCheck::new(settings.clone());
+    let mut tx_counts = BlockTxCountsCheck::new(settings.clone());
+    let mut owners = PoolOwnersCheck::new(settings);
     // A full run, then an incremental one: their epoch ranges, and so their plans, differ.
     for _ in 0..2 {
+        assert_eq!(direct.tx_counts(&mut tx_counts).await.mismatches, 1);
+        assert_eq!(direct.owners(&mut owners).await.updates_without_owner, 10);
         let found = direct.mir(&mut mir).await;
         assert_eq!(
             found.totals.reserves.unpaid_payments, 20,
@@ -1046,6 +1373,7 @@ pub(crate) async fn no_sequential_scan_of_reward_tx_or_block(version: SchemaVers
         "idx_stake_deregistration_addr_id",
         "unique_reward",
         "idx_pool_update_hash_id",
+        "idx_tx_block_id",
     ] {
         assert!(
             report.contains(index),

@@ -18,7 +18,7 @@ use crate::size::park_sessions;
 const ROLE: &str = "dbsync_exporter";
 const PASSWORD: &str = "role-test-Pa55word";
 /// Every check the exporter registers.
-const CHECKS: [&str; 9] = [
+const CHECKS: [&str; 11] = [
     "tip",
     "rollback",
     "info",
@@ -27,6 +27,8 @@ const CHECKS: [&str; 9] = [
     "pool_refunds",
     "ada_pots",
     "epoch_stake",
+    "block_tx_counts",
+    "pool_owners",
     "size",
 ];
 

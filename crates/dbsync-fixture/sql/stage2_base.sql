@@ -164,6 +164,13 @@ CREATE TABLE pool_update (
     reward_addr_id bigint NOT NULL
 );
 
+-- One row per owner of every pool_update certificate (unique_pool_owner dropped in 13.1.1).
+CREATE TABLE pool_owner (
+    id bigserial PRIMARY KEY,
+    addr_id bigint NOT NULL,
+    pool_update_id bigint NOT NULL
+);
+
 CREATE TABLE pool_retire (
     id bigserial PRIMARY KEY,
     hash_id bigint NOT NULL,

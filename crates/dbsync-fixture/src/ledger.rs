@@ -261,6 +261,19 @@ impl Fixture {
         .await;
     }
 
+    /// An owner `addr_id` of the `pool_update` certificate of `pool_id` at position
+    /// `cert_index` of `tx_id` (db-sync writes one row per owner of every certificate).
+    pub async fn pool_owner(&self, pool_id: i64, tx_id: i64, cert_index: i32, addr_id: i64) {
+        self.query(
+            "INSERT INTO pool_owner (addr_id, pool_update_id) \
+             SELECT $1::int8, pu.id FROM pool_update pu \
+             WHERE pu.hash_id = $2::int8 AND pu.registered_tx_id = $3::int8 \
+               AND pu.cert_index = $4::int4",
+            &[&addr_id, &pool_id, &tx_id, &cert_index],
+        )
+        .await;
+    }
+
     /// A pool retirement certificate for `pool_id` naming `retiring_epoch`, at position
     /// `cert_index` of `tx_id`.
     pub async fn pool_retirement(

@@ -14,23 +14,28 @@
 //!   rollback detection that voids them.
 //! - `sql`: the query helpers and the SQL the rules share.
 //! - `params`: the protocol parameters by epoch.
-//! - [`mir`], [`pool_refunds`], [`ada_pots`]: the incremental rules. [`epoch_stake`] reads one
+//! - [`mir`], [`pool_refunds`], [`ada_pots`], [`block_tx_counts`], [`pool_owners`]: the
+//!   incremental rules. [`epoch_stake`] reads one
 //!   row of the tip epoch and is a plain [`Check`](crate::checks::Check).
 
 pub mod ada_pots;
+pub mod block_tx_counts;
 pub mod epoch_stake;
 mod incremental;
 pub mod mir;
 mod params;
+pub mod pool_owners;
 pub mod pool_refunds;
 mod settings;
 mod sql;
 mod state;
 
 pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
+pub use block_tx_counts::{BlockTxCountFindings, BlockTxCountsCheck};
 pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
 pub use incremental::{Examined, Incremental, IntegrityCheck, Prerequisites};
 pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
+pub use pool_owners::{PoolOwnerFindings, PoolOwnersCheck};
 pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use settings::{IntegritySettings, PlanLog, QueryPlan};
 pub use sql::Reader;

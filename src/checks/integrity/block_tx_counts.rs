@@ -1,0 +1,117 @@
+//! `block_tx_counts`: blocks whose `tx_count` differs from the number of their `tx` rows
+//! (db-tool's BlockTxs, done on the right block: db-tool looks the block *number* up as an
+//! id).
+//!
+//! Every block counts, the genesis row and Byron EBBs included: db-sync writes the genesis
+//! block with `tx_count` = its number of distribution transactions, EBBs with 0, and every
+//! other block with the length of its transaction list, phase-2-invalid transactions
+//! included (they have `tx` rows too). Partial results are by the block's epoch; the genesis
+//! rows (`epoch_no` NULL: the Byron genesis, and the Shelley genesis on testnets) are kept
+//! under [`GENESIS`] and examined on full runs only, as nothing but a resync changes them.
+//! A block is written with its transactions in one db-sync transaction, so the partial tip
+//! epoch holds no half-written block, and a rollback only touches epochs an incremental run
+//! re-examines (or, across a boundary, triggers a full run).
+//!
+//! Cost: one row per epoch from `generate_series`, each counting its blocks through
+//! `idx_block_epoch_no` and each block's transactions through an index-only probe of
+//! `idx_tx_block_id`. Both are stage-3 indexes, so the check applies during initial sync.
+//! The subqueries are correlated on purpose: a join would let the planner hash a sequential
+//! scan of `tx` on a full run, and windows by block *number* would skip EBBs and genesis.
+
+use std::collections::BTreeMap;
+
+use super::incremental::{total, Examined, Incremental, IntegrityCheck, Prerequisites};
+use super::sql::Reader;
+use super::state::{Coverage, Scope};
+use crate::checks::{CheckError, CheckName, Findings, Verdict};
+
+/// The key under which the genesis rows' partial result is kept: before every epoch, so an
+/// incremental run (which replaces only epochs from its first epoch on) never drops it.
+pub const GENESIS: i64 = -1;
+
+/// The `block_tx_counts` check's findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockTxCountFindings {
+    /// Blocks whose `tx_count` differs from their number of `tx` rows.
+    pub mismatches: u64,
+    /// What the run covered.
+    pub coverage: Coverage,
+}
+
+/// The blocks whose `tx_count` is wrong, per epoch in `[$1, $2]`.
+const EPOCHS_SQL: &str = "SELECT e.no, ( \
+       SELECT count(*) FROM block b \
+       WHERE b.epoch_no = e.no \
+         AND b.tx_count <> (SELECT count(*) FROM tx WHERE tx.block_id = b.id)) \
+     FROM generate_series($1::bigint, $2::bigint) AS e(no)";
+
+/// The genesis rows whose `tx_count` is wrong (`idx_block_epoch_no` serves `IS NULL`).
+const GENESIS_SQL: &str = "SELECT count(*) FROM block b \
+     WHERE b.epoch_no IS NULL \
+       AND b.tx_count <> (SELECT count(*) FROM tx WHERE tx.block_id = b.id)";
+
+const TABLES: [&str; 2] = ["block", "tx"];
+const INDEXES: [&str; 2] = ["idx_block_epoch_no", "idx_tx_block_id"];
+
+/// Compares every block's `tx_count` with its `tx` rows, epoch by epoch.
+pub type BlockTxCountsCheck = IntegrityCheck<BlockTxCountsRule>;
+
+/// The `block_tx_counts` rule; its partial results are mismatched blocks by epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlockTxCountsRule;
+
+impl Incremental for BlockTxCountsRule {
+    const NAME: CheckName = CheckName::BlockTxCounts;
+    type Epoch = u64;
+    type Ready = ();
+    type Seen = ();
+
+    async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
+        // No ledger data needed: blocks and transactions are written with the ledger off too.
+        Ok(db.missing_prerequisite(&TABLES, &INDEXES).into())
+    }
+
+    async fn examine(
+        &self,
+        db: &Reader<'_>,
+        (): (),
+        scope: &Scope,
+    ) -> Result<Examined<u64>, CheckError> {
+        let mut fresh = BTreeMap::new();
+        db.query_each(EPOCHS_SQL, &scope.bounds(), |row| {
+            let mismatches: i64 = row.try_get(1)?;
+            if mismatches > 0 {
+                fresh.insert(row.try_get(0)?, mismatches.unsigned_abs());
+            }
+            Ok(())
+        })
+        .await?;
+        if scope.full {
+            let mismatches: i64 = db.query_value(GENESIS_SQL, &[]).await?;
+            if mismatches > 0 {
+                fresh.insert(GENESIS, mismatches.unsigned_abs());
+            }
+        }
+        Ok(fresh.into())
+    }
+
+    fn finish(&self, epochs: &BTreeMap<i64, u64>, (): (), coverage: Coverage) -> Verdict {
+        Verdict::Found(Findings::BlockTxCounts(BlockTxCountFindings {
+            mismatches: total(epochs, |sum, epoch| *sum += epoch),
+            coverage,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queries_count_through_the_block_id_not_the_block_number() {
+        for sql in [EPOCHS_SQL, GENESIS_SQL] {
+            assert!(sql.contains("tx.block_id = b.id"), "{sql}");
+            assert!(!sql.contains("block_no"), "{sql}");
+        }
+    }
+}
