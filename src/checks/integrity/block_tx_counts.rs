@@ -77,15 +77,7 @@ impl Incremental for BlockTxCountsRule {
         (): (),
         scope: &Scope,
     ) -> Result<Examined<u64>, CheckError> {
-        let mut fresh = BTreeMap::new();
-        db.query_each(EPOCHS_SQL, &scope.bounds(), |row| {
-            let mismatches: i64 = row.try_get(1)?;
-            if mismatches > 0 {
-                fresh.insert(row.try_get(0)?, mismatches.unsigned_abs());
-            }
-            Ok(())
-        })
-        .await?;
+        let mut fresh = db.epoch_counts(EPOCHS_SQL, &scope.bounds()).await?;
         if scope.full {
             let mismatches: i64 = db.query_value(GENESIS_SQL, &[]).await?;
             if mismatches > 0 {

@@ -69,14 +69,10 @@ impl Incremental for PoolOwnersRule {
         (): (),
         scope: &Scope,
     ) -> Result<Examined<u64>, CheckError> {
-        let mut fresh = BTreeMap::new();
-        db.query_each(OWNERLESS_SQL, &scope.bounds(), |row| {
-            let count: i64 = row.try_get(1)?;
-            fresh.insert(row.try_get(0)?, count.unsigned_abs());
-            Ok(())
-        })
-        .await?;
-        Ok(fresh.into())
+        Ok(db
+            .epoch_counts(OWNERLESS_SQL, &scope.bounds())
+            .await?
+            .into())
     }
 
     fn finish(&self, epochs: &BTreeMap<i64, u64>, (): (), coverage: Coverage) -> Verdict {

@@ -2,6 +2,8 @@
 //! plans), the tip epoch, the prerequisites a check may lack, and the "registered at a
 //! boundary" rule.
 
+use std::collections::BTreeMap;
+
 use deadpool_postgres::Transaction;
 use futures_util::StreamExt;
 use tokio_postgres::types::{FromSqlOwned, ToSql};
@@ -55,6 +57,25 @@ impl<'a> Reader<'a> {
             Some(row) => Ok(row.try_get(0)?),
             None => Err(CheckError::Data(format!("no row from {sql}"))),
         }
+    }
+
+    /// `(epoch, count)` rows as a map of the non-zero counts (the partial results of a rule
+    /// that counts offending items per epoch).
+    pub async fn epoch_counts(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<BTreeMap<i64, u64>, CheckError> {
+        let mut counts = BTreeMap::new();
+        self.query_each(sql, params, |row| {
+            let count: i64 = row.try_get(1)?;
+            if count > 0 {
+                counts.insert(row.try_get(0)?, count.unsigned_abs());
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(counts)
     }
 
     /// Like [`Reader::query`], but hands the rows to `each` as they arrive instead of
