@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dbsync_fixture::{Cluster, SchemaVersion, TestDatabase};
 
-use crate::common::{chain, eventually, must, test_certificates, unix_now, value};
+use crate::common::{chain, eventually, finished_runs, must, test_certificates, unix_now, value};
 
 const ROLE: &str = "tls_reader";
 const PASSWORD: &str = "tls-Pa55word-never-log-me";
@@ -120,15 +120,7 @@ async fn scrape(server: &TlsServer, url: &str, env: &[(&str, &str)]) -> Seen {
                 .text()
                 .await
                 .ok()?;
-            let tip_runs: f64 = ["success", "error", "timeout"]
-                .iter()
-                .filter_map(|o| {
-                    value(
-                        &body,
-                        &format!("dbsync_check_runs_total{{check=\"tip\",outcome=\"{o}\"}}"),
-                    )
-                })
-                .sum();
+            let tip_runs: f64 = finished_runs(&body, "tip");
             let settled = value(&body, "dbsync_up") == Some(0.0)
                 || value(&body, "dbsync_check_success{check=\"info\"}") == Some(1.0);
             (tip_runs >= 2.0 && settled).then_some(body)

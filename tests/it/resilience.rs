@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use tokio_postgres::error::SqlState;
 
 use crate::common::{
-    chain, config, eventually, must, unix_now, value, wait_for_at_least, wait_for_value, Exporter,
+    chain, config, eventually, finished_runs, must, unix_now, value, wait_for_at_least,
+    wait_for_value, Exporter,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,15 +358,7 @@ async fn the_password_never_leaks() {
                 .text()
                 .await
                 .ok()?;
-            let runs: f64 = ["success", "error", "timeout"]
-                .iter()
-                .filter_map(|o| {
-                    value(
-                        &body,
-                        &format!("dbsync_check_runs_total{{check=\"tip\",outcome=\"{o}\"}}"),
-                    )
-                })
-                .sum();
+            let runs: f64 = finished_runs(&body, "tip");
             (runs >= 2.0).then_some(body)
         })
         .await;

@@ -104,6 +104,19 @@ pub fn value(body: &str, series: &str) -> Option<f64> {
         })
 }
 
+/// Finished runs of `check` in a scrape, whatever their outcome.
+pub fn finished_runs(body: &str, check: &str) -> f64 {
+    ["success", "error", "timeout"]
+        .iter()
+        .filter_map(|outcome| {
+            value(
+                body,
+                &format!("dbsync_check_runs_total{{check=\"{check}\",outcome=\"{outcome}\"}}"),
+            )
+        })
+        .sum()
+}
+
 /// Like [`value`], panicking with the body when the series is missing.
 pub fn must(body: &str, series: &str) -> f64 {
     value(body, series).unwrap_or_else(|| panic!("series {series} missing from:\n{body}"))
