@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use dbsync_exporter::chain::NetworkParams;
-use dbsync_exporter::checks::integrity::block_tx_counts::GENESIS;
+use dbsync_exporter::checks::integrity::GENESIS;
 use dbsync_exporter::checks::{
     AdaPotsCheck, AdaPotsFindings, BlockTxCountFindings, BlockTxCountsCheck, Check, Context,
     EpochStakeCheck, Findings, IntegritySettings, MirCheck, MirFindings, MirPot, MirTotals,

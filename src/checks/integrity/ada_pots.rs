@@ -118,7 +118,7 @@ impl Incremental for AdaPotsRule {
     async fn examine(
         &self,
         db: &Reader<'_>,
-        (): (),
+        (): &(),
         scope: &Scope,
     ) -> Result<Examined<EpochPots, i64>, CheckError> {
         let deposits = if db.has_column("ada_pots", "deposits_stake").await? {

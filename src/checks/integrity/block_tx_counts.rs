@@ -7,7 +7,7 @@
 //! other block with the length of its transaction list, phase-2-invalid transactions
 //! included (they have `tx` rows too). Partial results are by the block's epoch; the genesis
 //! rows (`epoch_no` NULL: the Byron genesis, and the Shelley genesis on testnets) are kept
-//! under [`GENESIS`] and examined on full runs only, as nothing but a resync changes them.
+//! under [`GENESIS`] and examined only with epoch 0 (once per pass), as nothing but a resync changes them.
 //! A block is written with its transactions in one db-sync transaction, so the partial tip
 //! epoch holds no half-written block, and a rollback only touches epochs an incremental run
 //! re-examines (or, across a boundary, triggers a full run).
@@ -22,12 +22,8 @@ use std::collections::BTreeMap;
 
 use super::incremental::{total, Examined, Incremental, IntegrityCheck, Prerequisites};
 use super::sql::Reader;
-use super::state::{Coverage, Scope};
+use super::state::{Coverage, Scope, GENESIS};
 use crate::checks::{CheckError, CheckName, Findings, Verdict};
-
-/// The key under which the genesis rows' partial result is kept: before every epoch, so an
-/// incremental run (which replaces only epochs from its first epoch on) never drops it.
-pub const GENESIS: i64 = -1;
 
 /// The `block_tx_counts` check's findings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,11 +70,11 @@ impl Incremental for BlockTxCountsRule {
     async fn examine(
         &self,
         db: &Reader<'_>,
-        (): (),
+        (): &(),
         scope: &Scope,
     ) -> Result<Examined<u64>, CheckError> {
         let mut fresh = db.epoch_counts(EPOCHS_SQL, &scope.bounds()).await?;
-        if scope.full {
+        if scope.genesis {
             let mismatches: i64 = db.query_value(GENESIS_SQL, &[]).await?;
             if mismatches > 0 {
                 fresh.insert(GENESIS, mismatches.unsigned_abs());

@@ -37,11 +37,13 @@ pub trait Incremental: Send + Sync + 'static {
         db: &Reader<'_>,
     ) -> impl Future<Output = Result<Prerequisites<Self::Ready>, CheckError>> + Send;
 
-    /// Examines the epochs from `scope.from` up to the tip epoch.
+    /// Examines the epochs `scope.from ..= scope.to` (`scope.bounds()`), and the rows that
+    /// belong to no epoch (the genesis block and its transactions, kept under [`GENESIS`](super::GENESIS))
+    /// when `scope.genesis`. A run may call it more than once, for disjoint windows.
     fn examine(
         &self,
         db: &Reader<'_>,
-        ready: Self::Ready,
+        ready: &Self::Ready,
         scope: &Scope,
     ) -> impl Future<Output = Result<Examined<Self::Epoch, Self::Seen>, CheckError>> + Send;
 
@@ -144,7 +146,7 @@ impl<R: Incremental> Check for IntegrityCheck<R> {
             state.reset();
             return Ok(Verdict::NotApplicable(sql::NO_BLOCK.into()));
         };
-        let Examined { epochs, seen } = rule.examine(&db, ready, &scope).await?;
+        let Examined { epochs, seen } = rule.examine(&db, &ready, &scope).await?;
         let coverage = scope.coverage(state.full_interval());
         state.commit(scope, epochs);
         Ok(rule.finish(state.results(), seen, coverage))

@@ -230,7 +230,7 @@ impl Incremental for MirRule {
     async fn examine(
         &self,
         db: &Reader<'_>,
-        params: EpochParams,
+        params: &EpochParams,
         scope: &Scope,
     ) -> Result<Examined<MirTotals>, CheckError> {
         let table = db.schema.instant_rewards;

@@ -39,4 +39,4 @@ pub use pool_owners::{PoolOwnerFindings, PoolOwnersCheck};
 pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use settings::{IntegritySettings, PlanLog, QueryPlan};
 pub use sql::Reader;
-pub use state::{Coverage, Scope};
+pub use state::{Coverage, Scope, GENESIS};

@@ -66,7 +66,7 @@ impl Incremental for PoolOwnersRule {
     async fn examine(
         &self,
         db: &Reader<'_>,
-        (): (),
+        (): &(),
         scope: &Scope,
     ) -> Result<Examined<u64>, CheckError> {
         Ok(db

@@ -154,7 +154,7 @@ impl Incremental for PoolRefundsRule {
     async fn examine(
         &self,
         db: &Reader<'_>,
-        (): (),
+        (): &(),
         scope: &Scope,
     ) -> Result<Examined<RefundTotals>, CheckError> {
         let params = EpochParams::load(db).await?;

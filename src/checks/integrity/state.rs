@@ -38,13 +38,23 @@ struct Mark {
     hash: Vec<u8>,
 }
 
-/// What one run examines.
+/// The key under which a rule keeps the partial result of the rows that belong to no epoch
+/// (the genesis block and its transactions): before every epoch.
+pub const GENESIS: i64 = -1;
+
+/// What one window of a run examines.
 #[derive(Clone, Debug)]
 pub struct Scope {
     /// The tip's epoch.
     pub tip_epoch: i64,
-    /// First epoch to (re-)examine (0 on a full run).
+    /// First epoch to (re-)examine.
     pub from: i64,
+    /// Last epoch to examine (inclusive; the tip epoch, or lower for a window of a pass over
+    /// the history).
+    pub to: i64,
+    /// Whether the rows that belong to no epoch (the genesis block and its transactions) are
+    /// examined too: in the window that reaches epoch 0.
+    pub genesis: bool,
     /// Whether the whole history is examined.
     pub full: bool,
     started: Instant,
@@ -53,10 +63,9 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The parameters of a rule's SQL: `$1` is the first epoch to examine, `$2` the tip
-    /// epoch.
+    /// The parameters of a rule's SQL: `$1` is the first epoch to examine, `$2` the last.
     pub fn bounds(&self) -> [&(dyn ToSql + Sync); 2] {
-        [&self.from, &self.tip_epoch]
+        [&self.from, &self.to]
     }
 
     /// How the run is described in the findings.
@@ -161,6 +170,8 @@ impl<T> EpochState<T> {
         Ok(Some(Scope {
             tip_epoch,
             from,
+            to: tip_epoch,
+            genesis: full_because.is_some(),
             full: full_because.is_some(),
             started,
             mark,
@@ -202,6 +213,8 @@ mod tests {
         Scope {
             tip_epoch: 10,
             from,
+            to: 10,
+            genesis: full,
             full,
             started: Instant::now(),
             mark: Mark {
