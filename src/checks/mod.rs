@@ -119,6 +119,24 @@ pub enum Findings {
 }
 
 impl Findings {
+    /// How far an incremental integrity check's examination of the history got (`None` for
+    /// the other checks).
+    pub fn coverage(&self) -> Option<&Coverage> {
+        match self {
+            Findings::Mir(mir) => Some(&mir.coverage),
+            Findings::PoolRefunds(refunds) => Some(&refunds.coverage),
+            Findings::AdaPots(pots) => Some(&pots.coverage),
+            Findings::BlockTxCounts(blocks) => Some(&blocks.coverage),
+            Findings::PoolOwners(owners) => Some(&owners.coverage),
+            Findings::EpochStake(_)
+            | Findings::Tip(_)
+            | Findings::Rollback(_)
+            | Findings::Info(_)
+            | Findings::Grest(_)
+            | Findings::Size(_) => None,
+        }
+    }
+
     /// Integrity faults these findings report (`None` for checks that are not integrity
     /// checks); the health policy marks the instance down on them when asked to.
     pub fn integrity_faults(&self) -> Option<u64> {

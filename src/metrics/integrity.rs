@@ -20,7 +20,30 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::R
     encode_ada_pots(encoder, scrape)?;
     encode_epoch_stake(encoder, scrape)?;
     encode_block_tx_counts(encoder, scrape)?;
-    encode_pool_owners(encoder, scrape)
+    encode_pool_owners(encoder, scrape)?;
+    encode_coverage(encoder, scrape)
+}
+
+/// How far each incremental check's pass over the history got: below 1 only while a first
+/// pass over a long history is spread over several runs.
+fn encode_coverage(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let series: Vec<_> = scrape
+        .checks
+        .iter()
+        .filter_map(|check| {
+            let coverage = check.state.findings.as_deref()?.coverage()?;
+            Some(([("check", check.name.as_str())], coverage.ratio()))
+        })
+        .collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    gauges(
+        encoder,
+        "dbsync_integrity_coverage_ratio",
+        "Share of the epochs up to the tip (0-1) an integrity check has examined: its first pass over a long history is spread over several runs, newest epochs first, and its counts cover only this share until it reaches 1.",
+        series,
+    )
 }
 
 /// Counts and lovelace as exact i64 gauge values (saturating; no real value comes close).

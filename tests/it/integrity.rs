@@ -30,7 +30,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 const POOL_DEPOSIT: i64 = 500_000_000;
 
 /// Runs each scenario once per schema shape, as its own test: `instant_reward` + `deposits`
-/// (13.2); `reward_rest` + split deposits (13.3); the same with `epoch` as a view (13.7.2+).
+/// (13.2); `reward_rest` + split deposits (13.3); the same with `tx_out.consumed_by_tx_id`
+/// present but unused (13.6); `epoch` as a view over `epoch_finalized` (13.7.2+).
 macro_rules! per_version {
     ($($name:ident => $scenario:path;)*) => {$(
         mod $name {
@@ -39,6 +40,8 @@ macro_rules! per_version {
             async fn v13_2() { $scenario(SchemaVersion::V13_2).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn v13_3() { $scenario(SchemaVersion::V13_3).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn v13_6() { $scenario(SchemaVersion::V13_6).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn v13_7() { $scenario(SchemaVersion::V13_7).await }
         }
@@ -59,6 +62,7 @@ per_version! {
     block_tx_count_rules => super::block_tx_count_rules;
     block_tx_counts_incremental_and_rollback => super::block_tx_counts_incremental_and_rollback;
     pool_owner_rules => super::pool_owner_rules;
+    a_first_pass_resumes_over_several_runs => super::a_first_pass_resumes_over_several_runs;
 }
 
 // === helpers ===
@@ -755,6 +759,64 @@ fn tx_counts_expected() -> BTreeMap<i64, u64> {
     BTreeMap::from([(GENESIS, 1), (1, 1), (2, 2), (4, 1)])
 }
 
+/// A pass whose budget is spent by its first window walks the history one window per run,
+/// newest first: each run's counts are exactly a full run's over the epochs covered so far,
+/// the coverage says how far it got, and the last window brings the genesis rows.
+pub(crate) async fn a_first_pass_resumes_over_several_runs(version: SchemaVersion) {
+    let db = Cluster::shared().create_database("resumable_pass").await;
+    let mut fixture = ledger_fixture(&db, version, IndexSet::NearTip).await;
+    build_tx_counts(&mut fixture, 0..=4).await;
+    for epoch in 5..=40 {
+        fixture.extend_into_epoch(epoch, 1, 20).await;
+    }
+    let tip = fixture.tip().await.unwrap().0;
+    fixture.insert_tx(tip, 170_000).await; // a fault in the tip epoch, found at once
+    let direct = Direct::new(&db);
+    let mut full = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
+    let everything = direct.tx_counts(&mut full).await;
+    assert!(everything.coverage.full_run);
+    assert_eq!(everything.coverage.ratio(), 1.0);
+    let mut expected = tx_counts_expected();
+    expected.insert(40, 1);
+    assert_eq!(full.epochs(), &expected);
+
+    let mut check =
+        BlockTxCountsCheck::new(IntegritySettings::new(DAY).pass_budget(Duration::ZERO));
+    let mut ratios = Vec::new();
+    let mut runs = 0;
+    loop {
+        let found = direct.tx_counts(&mut check).await;
+        runs += 1;
+        let covered = found.coverage.covered_from.expect("a window was examined");
+        let below_covered: BTreeMap<i64, u64> = expected
+            .iter()
+            .filter(|(epoch, _)| **epoch >= covered || (covered == 0 && **epoch == GENESIS))
+            .map(|(epoch, n)| (*epoch, *n))
+            .collect();
+        assert_eq!(
+            check.epochs(),
+            &below_covered,
+            "run {runs}, covered from {covered}"
+        );
+        assert_eq!(found.mismatches, below_covered.values().sum::<u64>());
+        ratios.push(found.coverage.ratio());
+        assert!(!found.coverage.full_run, "no run examines everything");
+        if covered == 0 {
+            break;
+        }
+        assert!(runs < 41, "the pass must end");
+    }
+    assert!(runs >= 2, "the first window does not reach epoch 0");
+    assert_eq!(ratios[0], 4.0 / 41.0, "the first window: 4 epochs of 41");
+    assert!(ratios.windows(2).all(|w| w[0] < w[1]), "{ratios:?}");
+    assert_eq!(ratios.last(), Some(&1.0));
+    assert_eq!(check.epochs(), full.epochs());
+    // After the pass, runs are incremental again.
+    let next = direct.tx_counts(&mut check).await;
+    assert_eq!(next.coverage.from_epoch, 39);
+    assert_eq!(next.mismatches, everything.mismatches);
+}
+
 pub(crate) async fn block_tx_count_rules(version: SchemaVersion) {
     let db = Cluster::shared().create_database("tx_counts").await;
     // Stage-3 indexes suffice: the check applies during initial sync.
@@ -1194,6 +1256,21 @@ pub(crate) async fn every_integrity_metric_in_a_scrape(version: SchemaVersion) {
         // two in 208 and one in 209. The two pool registrations of 208 have no owner rows.
         ("dbsync_block_tx_count_mismatches", "3"),
         ("dbsync_pool_updates_without_owner", "2"),
+        // A history this short is one window: every pass is complete after the first run.
+        ("dbsync_integrity_coverage_ratio{check=\"mir\"}", "1.0"),
+        (
+            "dbsync_integrity_coverage_ratio{check=\"pool_refunds\"}",
+            "1.0",
+        ),
+        ("dbsync_integrity_coverage_ratio{check=\"ada_pots\"}", "1.0"),
+        (
+            "dbsync_integrity_coverage_ratio{check=\"block_tx_counts\"}",
+            "1.0",
+        ),
+        (
+            "dbsync_integrity_coverage_ratio{check=\"pool_owners\"}",
+            "1.0",
+        ),
     ];
     for (series, text) in expect {
         // The exact text: integers, not floats (12345678901234567 is not a double).

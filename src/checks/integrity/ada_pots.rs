@@ -170,7 +170,12 @@ impl Incremental for AdaPotsRule {
         coverage: Coverage,
     ) -> Verdict {
         let (newest, inconsistent_epochs, missing_epochs) =
-            summarise(epochs, first_epoch, coverage.tip_epoch);
+            // While a first pass is under way, only the epochs it reached can be missing.
+            summarise(
+                epochs,
+                first_epoch.max(coverage.covered_from.unwrap_or(coverage.tip_epoch)),
+                coverage.tip_epoch,
+            );
         let Some((newest_epoch, deviation_lovelace)) = newest else {
             return Verdict::NotApplicable("ada_pots has no row up to the tip epoch".into());
         };

@@ -1,12 +1,13 @@
 //! The [`Incremental`] trait every per-epoch integrity rule implements, and the one
 //! [`IntegrityCheck`] that runs any of them as a [`Check`]: prerequisites (unmet: not
-//! applicable, and the state is forgotten) → scope (which epochs this run examines; not
-//! applicable while the database holds no block) → examine → commit the fresh epochs →
-//! finish.
+//! applicable, and the state is forgotten) → begin (the tip, rollbacks, whether a pass over
+//! the history starts; not applicable while the database holds no block) → for each window
+//! of epochs the run examines: examine, commit → finish.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
@@ -100,7 +101,7 @@ impl<R: Incremental> IntegrityCheck<R> {
     /// A check of `rule` that has examined nothing yet.
     pub(super) fn of(rule: R, settings: IntegritySettings) -> IntegrityCheck<R> {
         IntegrityCheck {
-            state: EpochState::new(settings.full_interval),
+            state: EpochState::new(settings.full_interval, settings.pass_budget),
             rule,
             settings,
         }
@@ -142,14 +143,28 @@ impl<R: Incremental> Check for IntegrityCheck<R> {
                 return Ok(Verdict::NotApplicable(reason));
             }
         };
-        let Some(scope) = state.scope(&db).await? else {
+        let Some(mut run) = state.begin(&db).await? else {
             state.reset();
             return Ok(Verdict::NotApplicable(sql::NO_BLOCK.into()));
         };
-        let Examined { epochs, seen } = rule.examine(&db, &ready, &scope).await?;
-        let coverage = scope.coverage(state.full_interval());
-        state.commit(scope, epochs);
-        Ok(rule.finish(state.results(), seen, coverage))
+        let mut seen = None;
+        while let Some(window) = state.next_window(&run) {
+            let began = Instant::now();
+            match rule.examine(&db, &ready, &window).await {
+                Ok(Examined { epochs, seen: now }) => {
+                    state.commit(&mut run, &window, epochs, began.elapsed());
+                    seen = Some(now);
+                }
+                Err(error) => {
+                    // The windows examined before stay committed: they came from the same
+                    // snapshot. The pass goes on next run, in a smaller window.
+                    state.failed(&run);
+                    return Err(error);
+                }
+            }
+        }
+        let seen = seen.ok_or_else(|| CheckError::Data("a run examined no window".into()))?;
+        Ok(rule.finish(state.results(), seen, state.coverage(&run)))
     }
 }
 

@@ -22,6 +22,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use tokio_postgres::types::ToSql;
+
 use super::incremental::{total, Examined, Incremental, IntegrityCheck, Prerequisites};
 use super::params::{EpochParams, ALONZO, CONWAY};
 use super::sql::{self, Reader};
@@ -144,26 +146,27 @@ impl Owed {
     }
 }
 
-/// Certificates whose block is in cert epochs `[$1, $2)`, with tx and block through their
+/// Certificates whose block is in cert epochs `[$1, $2]`, with tx and block through their
 /// primary keys, grouped by (pot, credential, epoch) and in certificate order within a group,
 /// so the rows can be folded as they stream in. Amounts are `int65type` (numeric); every real
 /// one fits a bigint, and the cast fails loudly rather than rounding if one did not.
 const CERTS_SQL: &str = "\
     SELECT 'reserves'::text, r.addr_id, b.epoch_no::bigint, r.tx_id, r.cert_index, r.amount::bigint \
     FROM reserve r JOIN tx ON tx.id = r.tx_id JOIN block b ON b.id = tx.block_id \
-    WHERE b.epoch_no >= $1::bigint AND b.epoch_no < $2::bigint \
+    WHERE b.epoch_no >= $1::bigint AND b.epoch_no <= $2::bigint \
     UNION ALL \
     SELECT 'treasury'::text, t.addr_id, b.epoch_no::bigint, t.tx_id, t.cert_index, t.amount::bigint \
     FROM treasury t JOIN tx ON tx.id = t.tx_id JOIN block b ON b.id = tx.block_id \
-    WHERE b.epoch_no >= $1::bigint AND b.epoch_no < $2::bigint \
+    WHERE b.epoch_no >= $1::bigint AND b.epoch_no <= $2::bigint \
     ORDER BY 1, 2, 3, 4, 5";
 
-/// Instant rewards of the MIR types spendable in `($1, $2]`, counted per (pot, credential,
+/// Instant rewards of the MIR types spendable in `($1, $2 + 1]` (paid for the certificate
+/// epochs `[$1, $2]`), counted per (pot, credential,
 /// spendable epoch): 13.3+ allows several rows per key.
 fn rewards_sql(table: InstantRewardTable) -> String {
     format!(
         "SELECT type::text, addr_id, spendable_epoch::bigint, count(*) FROM {} \
-         WHERE type IN ('reserves', 'treasury') AND spendable_epoch > $1::bigint AND spendable_epoch <= $2::bigint \
+         WHERE type IN ('reserves', 'treasury') AND spendable_epoch > $1::bigint AND spendable_epoch <= $2::bigint + 1 \
          GROUP BY 1, 2, 3",
         table.table()
     )
@@ -234,10 +237,17 @@ impl Incremental for MirRule {
         scope: &Scope,
     ) -> Result<Examined<MirTotals>, CheckError> {
         let table = db.schema.instant_rewards;
+        // Results are by certificate epoch, and only boundaries already processed count: the
+        // tip epoch's certificates are paid at the next boundary.
+        let last = scope.to.min(scope.tip_epoch - 1);
+        if last < scope.from {
+            return Ok(BTreeMap::new().into());
+        }
+        let bounds: [&(dyn ToSql + Sync); 2] = [&scope.from, &last];
         // Instant rewards per (pot, credential, spendable epoch): how many, and whether a
         // certificate accounts for them.
         let mut rewards: HashMap<(Pot, i64, i64), (i64, bool)> = HashMap::new();
-        for row in db.query(&rewards_sql(table), &scope.bounds()).await? {
+        for row in db.query(&rewards_sql(table), &bounds).await? {
             rewards.insert(
                 (
                     Pot::parse(row.try_get(0)?)?,
@@ -262,7 +272,7 @@ impl Incremental for MirRule {
             }
         };
         let mut group: Option<((Pot, i64, i64), Owed)> = None;
-        db.query_each(CERTS_SQL, &scope.bounds(), |row| {
+        db.query_each(CERTS_SQL, &bounds, |row| {
             let key = (
                 Pot::parse(row.try_get(0)?)?,
                 row.try_get(1)?,

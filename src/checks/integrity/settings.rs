@@ -11,6 +11,10 @@ use tokio::sync::Semaphore;
 pub struct IntegritySettings {
     /// How often the whole history is examined again (`--integrity.full-interval`).
     pub full_interval: Duration,
+    /// How long a run keeps examining older windows of a pass over the history after its
+    /// first window (a quarter of `--integrity.timeout`), so a mainnet-sized first pass is
+    /// spread over several runs instead of holding one transaction for an hour.
+    pub pass_budget: Duration,
     /// Integrity checks holding the same gate run one at a time, and take a connection only
     /// once they hold it, so that a long full run never starves the tip check of connections.
     pub gate: Option<Arc<Semaphore>>,
@@ -19,13 +23,20 @@ pub struct IntegritySettings {
 }
 
 impl IntegritySettings {
-    /// Settings with `full_interval`, no gate and no plan log.
+    /// Settings with `full_interval`, a pass budget of 30 s, no gate and no plan log.
     pub fn new(full_interval: Duration) -> IntegritySettings {
         IntegritySettings {
             full_interval,
+            pass_budget: Duration::from_secs(30),
             gate: None,
             plans: None,
         }
+    }
+
+    /// Keeps examining older windows of a pass for `budget` per run.
+    pub fn pass_budget(mut self, budget: Duration) -> IntegritySettings {
+        self.pass_budget = budget;
+        self
     }
 
     /// Runs the check under `gate`.
