@@ -813,7 +813,7 @@ pub(crate) async fn a_first_pass_resumes_over_several_runs(version: SchemaVersio
     assert_eq!(check.epochs(), full.epochs());
     // After the pass, runs are incremental again.
     let next = direct.tx_counts(&mut check).await;
-    assert_eq!(next.coverage.from_epoch, 39);
+    assert_eq!(next.coverage.from_epoch, 40, "the tip epoch only");
     assert_eq!(next.mismatches, everything.mismatches);
 }
 
@@ -855,12 +855,12 @@ pub(crate) async fn block_tx_counts_incremental_and_rollback(version: SchemaVers
     let mut check = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
     assert_eq!(direct.tx_counts(&mut check).await.mismatches, 4);
 
-    // New epochs arrive: the incremental run examines epochs 1 to 4 and keeps the genesis
-    // result of the first run.
+    // New epochs arrive: the incremental run examines epochs 2 (the last run's tip epoch)
+    // to 4 and keeps the genesis result of the first run.
     build_tx_counts(&mut fixture, 3..=4).await;
     let second = direct.tx_counts(&mut check).await;
     assert!(!second.coverage.full_run);
-    assert_eq!(second.coverage.from_epoch, 1);
+    assert_eq!(second.coverage.from_epoch, 2);
     assert_eq!(second.mismatches, 5);
     let mut fresh = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
     assert_eq!(direct.tx_counts(&mut fresh).await.mismatches, 5);
@@ -1067,8 +1067,8 @@ pub(crate) async fn incremental_runs_equal_a_full_run(version: SchemaVersion) {
     let second = direct.mir(&mut mir).await;
     assert!(!second.coverage.full_run);
     assert_eq!(
-        second.coverage.from_epoch, 251,
-        "the newest completed epoch, and on"
+        second.coverage.from_epoch, 252,
+        "the last run's tip epoch, and on"
     );
     let mut fresh = MirCheck::new(IntegritySettings::new(DAY));
     let full = direct.mir(&mut fresh).await;

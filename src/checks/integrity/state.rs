@@ -6,8 +6,8 @@
 //! examining older windows for its budget (a quarter of `--integrity.timeout`), and a pass
 //! over a mainnet-sized history may span several runs, resuming where it stopped; windows
 //! grow while they are quick and shrink when one is slow or fails. Between passes, runs
-//! re-examine only the epochs that can have changed since the last run (from the newest
-//! completed epoch at that time up to the tip epoch). Each check keeps one partial result per
+//! re-examine only the epochs that can have changed since the last run (from the last run's
+//! tip epoch up to the tip epoch). Each check keeps one partial result per
 //! epoch, so the totals of an incremental run are exactly those a full run would produce.
 //!
 //! A new pass starts every `--integrity.full-interval`, after a rollback across an epoch
@@ -235,7 +235,12 @@ impl<T> EpochState<T> {
             }
         };
         let newest_from = match restart {
-            None => self.mark.as_ref().map(|last| (last.epoch - 1).max(0)),
+            // The last run's tip epoch, and everything after it: the epochs before were
+            // complete then, and a rollback into them would have removed the first block of
+            // that tip epoch (a restart above). Data a rule reads for epoch E that db-sync
+            // writes later (the boundary into E + 1) arrives with a block of a newer epoch,
+            // and then E is examined again here.
+            None => self.mark.as_ref().map(|last| last.epoch),
             Some(restart) => {
                 let (Restart::Forget(reason) | Restart::Recheck(reason)) = restart;
                 if reason.starts_with("rollback") {
