@@ -25,5 +25,5 @@ pub mod utxo;
 pub use cluster::{Cluster, TestDatabase};
 pub use fixture::{Fixture, NewBlock};
 pub use ledger::{AdaPots, MirSource, MAX_SUPPLY};
-pub use utxo::{Transfer, CONSUMED_TOKEN};
 pub use schema::{ddl, grest_ddl, near_tip_ddl, IndexSet, ParseSchemaVersionError, SchemaVersion};
+pub use utxo::{Transfer, CONSUMED_TOKEN};
