@@ -28,9 +28,11 @@ pub enum Inputs {
 
 /// The `extra_migrations` tokens (a handful of rows), when the table exists (13.2+).
 const TOKENS_SQL: &str = "SELECT token::text FROM extra_migrations";
-/// `tx_out` disabled: transactions but no outputs. Two probes of one row each.
-const TX_OUT_DISABLED_SQL: &str =
-    "SELECT EXISTS (SELECT 1 FROM tx) AND NOT EXISTS (SELECT 1 FROM tx_out)";
+/// `tx_out` disabled: transactions but no outputs. One row of each primary key (an `EXISTS`
+/// without a condition is planned as a sequential scan that stops at its first row; the key
+/// says the same without a scan).
+const TX_OUT_DISABLED_SQL: &str = "SELECT (SELECT id FROM tx ORDER BY id LIMIT 1) IS NOT NULL \
+       AND (SELECT id FROM tx_out ORDER BY id LIMIT 1) IS NULL";
 
 /// How this database records inputs, or why its UTxO data cannot be verified.
 pub(super) async fn inputs(db: &Reader<'_>) -> Result<Result<Inputs, String>, CheckError> {
