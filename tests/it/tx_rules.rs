@@ -389,7 +389,7 @@ async fn build(chain: &mut Chain, epochs: RangeInclusive<i64>) {
                     fee: FEE,
                     ..Transfer::default()
                 };
-                chain.block(17, &[first.clone()]).await;
+                chain.block(17, std::slice::from_ref(&first)).await;
                 if !chain.consumed {
                     chain.block(17, &[first]).await;
                 }
