@@ -548,6 +548,41 @@ Growing: owners were lost (db-sync #251); compare the newest owner-less certific
 another instance, roll back or resync. Alert: `DbSyncPoolUpdatesWithoutOwner` (on an
 increase).
 """),
+    ("Transactions that do not balance",
+     "dbsync_tx_balance_mismatches", None, "{{instance}}",
+     """
+**`dbsync_tx_balance_mismatches`**
+
+Non-genesis transactions with a recorded deposit whose inputs + withdrawals differ from
+outputs + fee + deposit (+ treasury donation if the scripts passed), or whose `out_sum`
+differs from their outputs (`cardano-db-tool validate`'s TxAccounting, every transaction).
+
+**Healthy: 0.** Non-zero: inputs, outputs or withdrawals lost or duplicated. Find the
+transactions (RUNBOOK), compare with another instance, roll back or resync. Alert:
+`DbSyncTxBalanceMismatch`.
+"""),
+    ("Outputs spent more than once",
+     "dbsync_tx_in_double_spends", None, "{{instance}}",
+     """
+**`dbsync_tx_in_double_spends`**
+
+Outputs referenced by more than one `tx_in` row (db-tool's TotalSupply finds them only as a
+supply difference). Absent in the `consumed_by_tx_id` variant, which cannot record them.
+
+**Healthy: 0.** Non-zero: duplicated inputs (crash, restore, broken rollback); the UTxO is
+wrong. Roll back past the first one or resync. Alert: `DbSyncTxInDoubleSpends`.
+"""),
+    ("Supply drift",
+     "dbsync_supply_drift_lovelace", None, "{{instance}}",
+     """
+**`dbsync_supply_drift_lovelace`**
+
+Genesis supply − (UTxO + fees + deposits + donations − withdrawals), signed, derived from the
+two panels above (Σ per-transaction imbalance − Σ double-spent value) at no database cost.
+
+**Healthy: 0.** Non-zero only together with one of the two counts above; its size is how far
+supply figures are off. Alert: `DbSyncSupplyDrift`.
+"""),
 ]
 
 
@@ -558,7 +593,7 @@ def integrity():
         target(f"max by (network, instance) ({with_net('dbsync:integrity_problems:count')})", ref="A",
                instant=True, fmt="table"),
         target("max by (network, instance) ("
-               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"} == bool 0)')
+               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|tx_balance|tx_in_double_spends"} == bool 0)')
                + ")", ref="B", instant=True, fmt="table"),
         target(f"max by (network, instance) ({with_net('dbsync_epoch_stake_complete')})", ref="C", instant=True,
                fmt="table"),
@@ -575,7 +610,7 @@ def integrity():
                             ("mappings", vmap([(1, "yes", "green"), (0, "no", "orange")])))],
         description="Integrity problems = number of non-zero integrity series (recording rule "
                     "dbsync:integrity_problems:count). Integrity check failing = one of the mir, pool_refunds, "
-                    "ada_pots, epoch_stake, block_tx_counts, pool_owners checks failed its last run (its "
+                    "ada_pots, epoch_stake, block_tx_counts, pool_owners, tx_balance, tx_in_double_spends checks failed its last run (its "
                     "values are then stale)."), 24, 8)
     b.add(text("How to read this dashboard", """
 Every series below is **0 on a healthy database** (except the informational unclaimed refunds
@@ -595,11 +630,12 @@ in `alerts/RUNBOOK.md`.
             b.add(timeseries(f"{title} (lovelace)", [target(f"{amount}{{{i}}}", legend)], unit=LOVELACE, minv=0),
                   8, 8)
         else:
-            steps = [] if ("unclaimed" in metric or "deviation" in metric or "without_owner" in metric) \
+            signed = "deviation" in metric or "drift" in metric
+            steps = [] if ("unclaimed" in metric or signed or "without_owner" in metric) \
                 else [(1, "red")]
             b.add(timeseries(title, [target(f"{metric}{{{i}}}", legend)],
                              unit=LOVELACE if metric.endswith("_lovelace") else "none", decimals=0,
-                             minv=None if "deviation" in metric else 0, steps=steps), 16, 8)
+                             minv=None if signed else 0, steps=steps), 16, 8)
 
     b.row("Stake distribution of the tip epoch")
     b.add(text("About: stake distribution", """
@@ -619,7 +655,7 @@ breaks Koios' active-stake cache and pool/account stake endpoints. Alert:
                      steps=[(TH["epoch_stake_incomplete_progress_ratio"], "orange")]), 8, 8)
 
     b.row("Integrity checks")
-    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"'
+    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|tx_balance|tx_in_double_spends"'
     b.add(state_timeline("Last run of the integrity checks", [
         target(f"dbsync_check_success{{{i}, {chk}}}", "{{instance}} {{check}}")], OK_MAP, steps=[]), 12, 8)
     b.add(timeseries("Time since last success", [

@@ -294,6 +294,19 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
     integ("DbSyncAdaPotsInconsistent", "dbsync_ada_pots_inconsistent_epochs", {}, "3"),
     integ("DbSyncAdaPotsMissing", "dbsync_ada_pots_missing_epochs", {}, "3"),
     integ("DbSyncBlockTxCountMismatch", "dbsync_block_tx_count_mismatches", {}, "3"),
+    integ("DbSyncTxBalanceMismatch", "dbsync_tx_balance_mismatches", {}, "3"),
+    integ("DbSyncTxInDoubleSpends", "dbsync_tx_in_double_spends", {}, "3"),
+    test("DbSyncSupplyDrift: either sign, not zero", [
+        S(sel("dbsync_supply_drift_lovelace", A), "-1x60"),
+        S(sel("dbsync_supply_drift_lovelace", B), "2000000x60"),
+        S(sel("dbsync_supply_drift_lovelace", C), "0x60"),
+    ], [
+        art("20m", "DbSyncSupplyDrift", []),
+        art("45m", "DbSyncSupplyDrift", [
+            exp("DbSyncSupplyDrift", "warning", A, "-1"),
+            exp("DbSyncSupplyDrift", "warning", B, "2e+06"),
+        ]),
+    ]),
     test("DbSyncPoolUpdatesWithoutOwner: an increase fires, a constant floor does not", [
         S(sel("dbsync_pool_updates_without_owner", A), "1x10 4x60"),      # grew by 3 at 10m
         S(sel("dbsync_pool_updates_without_owner", B), "5x70"),           # legitimate floor
@@ -334,11 +347,13 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
         S(sel("dbsync_pool_refunds_unclaimed", A), "7x10"),
         S(sel("dbsync_block_tx_count_mismatches", A), "2x10"),
         S(sel("dbsync_pool_updates_without_owner", A), "3x10"),         # may be a floor
+        S(sel("dbsync_tx_balance_mismatches", A), "1x10"),
+        S(sel("dbsync_supply_drift_lovelace", A), "-1x10"),             # derived: not counted
         S(sel("dbsync_mir_unpaid_payments", B, pot="reserves"), "0x10"),
         S(sel("dbsync_pool_refunds_unclaimed", B), "4x10"),             # not a fault
     ], [], [
         {"expr": "dbsync:integrity_problems:count", "eval_time": "5m", "exp_samples": [
-            {"labels": sel("dbsync:integrity_problems:count", A), "value": 4},
+            {"labels": sel("dbsync:integrity_problems:count", A), "value": 5},
             {"labels": sel("dbsync:integrity_problems:count", B), "value": 0},
         ]},
     ]),

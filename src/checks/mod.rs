@@ -33,6 +33,9 @@ pub use integrity::{
     MirTotals, PlanLog, PoolOwnerFindings, PoolOwnersCheck, PoolRefundFindings, PoolRefundsCheck,
     Pot, QueryPlan, RefundTotals,
 };
+pub use integrity::{
+    DoubleSpendFindings, TxBalanceCheck, TxBalanceFindings, TxInDoubleSpendsCheck,
+};
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
 pub use size::{DatabaseSize, SizeCheck};
@@ -61,6 +64,10 @@ pub enum CheckName {
     BlockTxCounts,
     /// Pool certificates without owners.
     PoolOwners,
+    /// Transactions that do not balance.
+    TxBalance,
+    /// Outputs spent by more than one `tx_in` row.
+    TxInDoubleSpends,
     /// Database and schema sizes, sessions by state.
     Size,
 }
@@ -79,6 +86,8 @@ impl CheckName {
             CheckName::EpochStake => "epoch_stake",
             CheckName::BlockTxCounts => "block_tx_counts",
             CheckName::PoolOwners => "pool_owners",
+            CheckName::TxBalance => "tx_balance",
+            CheckName::TxInDoubleSpends => "tx_in_double_spends",
             CheckName::Size => "size",
         }
     }
@@ -114,6 +123,10 @@ pub enum Findings {
     BlockTxCounts(BlockTxCountFindings),
     /// From [`PoolOwnersCheck`].
     PoolOwners(PoolOwnerFindings),
+    /// From [`TxBalanceCheck`].
+    TxBalance(TxBalanceFindings),
+    /// From [`TxInDoubleSpendsCheck`].
+    TxInDoubleSpends(DoubleSpendFindings),
     /// From [`SizeCheck`].
     Size(DatabaseSize),
 }
@@ -128,6 +141,8 @@ impl Findings {
             Findings::AdaPots(pots) => Some(&pots.coverage),
             Findings::BlockTxCounts(blocks) => Some(&blocks.coverage),
             Findings::PoolOwners(owners) => Some(&owners.coverage),
+            Findings::TxBalance(balance) => Some(&balance.coverage),
+            Findings::TxInDoubleSpends(spends) => Some(&spends.coverage),
             Findings::EpochStake(_)
             | Findings::Tip(_)
             | Findings::Rollback(_)
@@ -165,6 +180,9 @@ impl Findings {
             Findings::EpochStake(_) => Some(0),
             Findings::BlockTxCounts(blocks) => Some(blocks.mismatches),
             Findings::PoolOwners(_) => Some(0),
+            // Unbalanced transactions and double-spent outputs are lost or duplicated rows.
+            Findings::TxBalance(txs) => Some(txs.mismatches),
+            Findings::TxInDoubleSpends(spends) => Some(spends.double_spends),
             Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)

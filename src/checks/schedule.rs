@@ -12,6 +12,7 @@ use super::{
     IntegritySettings, MirCheck, PoolOwnersCheck, PoolRefundsCheck, RollbackCheck, SizeCheck,
     TipCheck,
 };
+use super::{TxBalanceCheck, TxInDoubleSpendsCheck};
 use crate::config::Config;
 
 /// Where checks are registered (the scheduler, or a test's stand-in).
@@ -50,5 +51,7 @@ pub fn schedule(config: &Config, registry: &mut impl Registry) {
     );
     registry.register(BlockTxCountsCheck::new(settings.clone()), integrity);
     registry.register(PoolOwnersCheck::new(settings.clone()), integrity);
+    registry.register(TxBalanceCheck::new(settings.clone()), integrity);
+    registry.register(TxInDoubleSpendsCheck::new(settings.clone()), integrity);
     registry.register(EpochStakeCheck::new(settings), integrity);
 }

@@ -21,6 +21,7 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::R
     encode_epoch_stake(encoder, scrape)?;
     encode_block_tx_counts(encoder, scrape)?;
     encode_pool_owners(encoder, scrape)?;
+    encode_tx_rules(encoder, scrape)?;
     encode_coverage(encoder, scrape)
 }
 
@@ -210,6 +211,73 @@ fn encode_pool_owners(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::
             "dbsync_pool_updates_without_owner",
             "Pool registration and update certificates (pool_update rows) without any pool_owner row.",
             int(owners.updates_without_owner),
+        )],
+    )
+}
+
+/// An exact signed lovelace value as an i64 gauge (saturating).
+fn signed(value: i128) -> i64 {
+    i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The supply drift, derived from the two transaction-level checks by the identity of
+/// dbtool-parity §6.3: genesis − (UTxO + fees + deposits + donations − withdrawals) = Σ
+/// per-tx imbalance − Σ value of double-spent outputs. Known only while `tx_balance` has
+/// findings and the double spends are known too: found by `tx_in_double_spends`, or 0 by
+/// construction in the consumed variant (one spender per output). `None` otherwise (before
+/// stage 4's `idx_tx_in_tx_out_id`, or before the double-spend check's first run).
+fn supply_drift(scrape: &Scrape) -> Option<i128> {
+    let Some(Findings::TxBalance(balance)) = scrape.findings(CheckName::TxBalance) else {
+        return None;
+    };
+    let double_spent = match scrape.findings(CheckName::TxInDoubleSpends) {
+        Some(Findings::TxInDoubleSpends(spends)) => spends.double_spent_lovelace,
+        _ if balance.consumed_variant => 0,
+        _ => return None,
+    };
+    Some(balance.imbalance_lovelace - double_spent)
+}
+
+fn encode_tx_rules(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    if let Some(Findings::TxBalance(balance)) = scrape.findings(CheckName::TxBalance) {
+        let cached = cached(scrape, CheckName::TxBalance, balance.coverage.full_interval);
+        noted_gauges(
+            encoder,
+            &cached,
+            &[(
+                "dbsync_tx_balance_mismatches",
+                "Non-genesis transactions with a recorded deposit whose inputs + withdrawals differ from outputs + fee + deposit (+ treasury donation if the scripts passed), or whose out_sum differs from the sum of their outputs.",
+                int(balance.mismatches),
+            )],
+        )?;
+        if let Some(drift) = supply_drift(scrape) {
+            noted_gauges(
+                encoder,
+                &format!("Derived from the tx_balance and tx_in_double_spends checks. {cached}"),
+                &[(
+                    "dbsync_supply_drift_lovelace",
+                    "Genesis supply minus (UTxO + fees + deposits + treasury donations - withdrawals), signed, in lovelace: the sum of the per-transaction imbalances minus the value of double-spent outputs.",
+                    signed(drift),
+                )],
+            )?;
+        }
+    }
+    let Some(Findings::TxInDoubleSpends(spends)) = scrape.findings(CheckName::TxInDoubleSpends)
+    else {
+        return Ok(());
+    };
+    let cached = cached(
+        scrape,
+        CheckName::TxInDoubleSpends,
+        spends.coverage.full_interval,
+    );
+    noted_gauges(
+        encoder,
+        &cached,
+        &[(
+            "dbsync_tx_in_double_spends",
+            "Outputs referenced by more than one tx_in row.",
+            int(spends.double_spends),
         )],
     )
 }

@@ -68,7 +68,11 @@ per_version! {
 // === helpers ===
 
 /// A mainnet fixture holding only the genesis row; the scenario appends epochs in order.
-async fn ledger_fixture(db: &TestDatabase, version: SchemaVersion, indexes: IndexSet) -> Fixture {
+pub(crate) async fn ledger_fixture(
+    db: &TestDatabase,
+    version: SchemaVersion,
+    indexes: IndexSet,
+) -> Fixture {
     ledger_fixture_on(db, version, indexes, "mainnet").await
 }
 
@@ -86,7 +90,7 @@ async fn ledger_fixture_on(
 
 /// Starts `epoch` the way a ledger-enabled db-sync does: its first block carries the epoch's
 /// protocol parameters and a balanced `ada_pots` row.
-async fn open_epoch(fixture: &mut Fixture, epoch: i64, protocol_major: i32) {
+pub(crate) async fn open_epoch(fixture: &mut Fixture, epoch: i64, protocol_major: i32) {
     fixture.epoch_param(epoch, protocol_major).await;
     fixture.ada_pots(epoch, AdaPots::balanced()).await;
 }
@@ -100,18 +104,18 @@ async fn registered_address(fixture: &mut Fixture, epoch: i64) -> i64 {
 }
 
 /// Runs checks directly, each run in its own read-only transaction, as the scheduler does.
-struct Direct {
+pub(crate) struct Direct {
     database: Database,
 }
 
 impl Direct {
-    fn new(db: &TestDatabase) -> Direct {
+    pub(crate) fn new(db: &TestDatabase) -> Direct {
         Direct {
             database: Database::new(&config(&db.reader_url())).unwrap(),
         }
     }
 
-    async fn run<C: Check>(&self, check: &mut C) -> Verdict {
+    pub(crate) async fn run<C: Check>(&self, check: &mut C) -> Verdict {
         let timeout = Duration::from_secs(30);
         let mut session = self.database.session(timeout).await.unwrap();
         // Scenarios add indexes between runs; the exporter's info check re-probes likewise.

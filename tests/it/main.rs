@@ -15,3 +15,4 @@ mod resilience;
 mod routing;
 mod size;
 mod tip_failures;
+mod tx_rules;

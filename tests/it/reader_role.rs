@@ -18,7 +18,7 @@ use crate::size::park_sessions;
 const ROLE: &str = "dbsync_exporter";
 const PASSWORD: &str = "role-test-Pa55word";
 /// Every check the exporter registers.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 13] = [
     "tip",
     "rollback",
     "info",
@@ -29,6 +29,8 @@ const CHECKS: [&str; 11] = [
     "epoch_stake",
     "block_tx_counts",
     "pool_owners",
+    "tx_balance",
+    "tx_in_double_spends",
     "size",
 ];
 

@@ -374,10 +374,37 @@ async fn insert_block_row(client: &impl GenericClient, slot_leader_id: i64, b: &
         .get(0)
 }
 
-/// Deletes `blocks` and their `tx` rows.
+/// Deletes `blocks`, their `tx` rows and the UTxO rows of those transactions, and marks
+/// the outputs they consumed unspent again, as db-sync's rollback does.
 async fn delete_blocks(client: &impl GenericClient, blocks: &[BlockRow]) {
     let ids: Vec<i64> = blocks.iter().map(|b| b.id).collect();
+    let consumed_column: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'tx_out'::regclass \
+               AND attname = 'consumed_by_tx_id' AND NOT attisdropped)",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("probing tx_out: {}", describe(&e)))
+        .get(0);
+    if consumed_column {
+        let sql = "UPDATE tx_out SET consumed_by_tx_id = NULL WHERE consumed_by_tx_id IN \
+             (SELECT id FROM tx WHERE block_id = ANY($1::int8[]))";
+        client
+            .execute(sql, &[&ids])
+            .await
+            .unwrap_or_else(|e| panic!("{}\nin SQL:\n{sql}", describe(&e)));
+    }
     for sql in [
+        "DELETE FROM tx_in WHERE tx_in_id IN (SELECT id FROM tx WHERE block_id = ANY($1::int8[]))",
+        "DELETE FROM collateral_tx_in WHERE tx_in_id IN \
+           (SELECT id FROM tx WHERE block_id = ANY($1::int8[]))",
+        "DELETE FROM reference_tx_in WHERE tx_in_id IN \
+           (SELECT id FROM tx WHERE block_id = ANY($1::int8[]))",
+        "DELETE FROM tx_out WHERE tx_id IN (SELECT id FROM tx WHERE block_id = ANY($1::int8[]))",
+        "DELETE FROM collateral_tx_out WHERE tx_id IN \
+           (SELECT id FROM tx WHERE block_id = ANY($1::int8[]))",
+        "DELETE FROM withdrawal WHERE tx_id IN (SELECT id FROM tx WHERE block_id = ANY($1::int8[]))",
         "DELETE FROM tx WHERE block_id = ANY($1::int8[])",
         "DELETE FROM block WHERE id = ANY($1::int8[])",
     ] {

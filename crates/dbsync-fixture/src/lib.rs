@@ -8,6 +8,8 @@
 //! - [`cluster`]: a PostgreSQL cluster per test process (or a private one that can be stopped
 //!   and restarted), fresh databases, and the low-privilege `dbsync_reader` role.
 //! - [`fixture`]: a builder that fills a database with blocks, rollbacks and epoch sync times.
+//! - [`utxo`]: transactions with their accounting columns, outputs, inputs, withdrawals and
+//!   the collateral/reference declarations of valid Plutus transactions.
 //! - [`ledger`]: ledger data on top of that chain (certificates, MIR, pools, rewards,
 //!   `ada_pots`, `epoch_param`, stake distributions), the same calls on every release.
 #![forbid(unsafe_code)]
@@ -18,8 +20,10 @@ pub mod cluster;
 pub mod fixture;
 pub mod ledger;
 pub mod schema;
+pub mod utxo;
 
 pub use cluster::{Cluster, TestDatabase};
 pub use fixture::{Fixture, NewBlock};
 pub use ledger::{AdaPots, MirSource, MAX_SUPPLY};
 pub use schema::{ddl, grest_ddl, near_tip_ddl, IndexSet, ParseSchemaVersionError, SchemaVersion};
+pub use utxo::{Transfer, CONSUMED_TOKEN};

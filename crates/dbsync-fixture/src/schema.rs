@@ -9,6 +9,9 @@ use std::str::FromStr;
 
 const STAGE1_TYPES: &str = include_str!("../sql/stage1_types.sql");
 const STAGE2_BASE: &str = include_str!("../sql/stage2_base.sql");
+const STAGE2_UTXO: &str = include_str!("../sql/stage2_utxo.sql");
+const V13_6_DELTA: &str = include_str!("../sql/v13_6.sql");
+const STAGE4_UTXO: &str = include_str!("../sql/stage4_utxo.sql");
 const V13_3_DELTA: &str = include_str!("../sql/v13_3.sql");
 const V13_7_DELTA: &str = include_str!("../sql/v13_7.sql");
 const STAGE3: &str = include_str!("../sql/stage3.sql");
@@ -78,6 +81,11 @@ impl SchemaVersion {
         self != Self::V13_2
     }
 
+    /// Whether `tx_out.consumed_by_tx_id` exists (13.6.0.1+; NULL unless the variant is on).
+    pub fn has_consumed_by_column(self) -> bool {
+        matches!(self, Self::V13_6 | Self::V13_7)
+    }
+
     /// Whether `epoch` is still a table (it becomes a view in 13.7.2).
     fn epoch_is_table(self) -> bool {
         self != Self::V13_7
@@ -142,9 +150,12 @@ pub enum IndexSet {
 
 /// Full DDL text for `version` (domains, enums, tables, generated columns, views, indexes).
 pub fn ddl(version: SchemaVersion, indexes: IndexSet) -> String {
-    let mut parts = vec![STAGE1_TYPES, STAGE2_BASE];
+    let mut parts = vec![STAGE1_TYPES, STAGE2_BASE, STAGE2_UTXO];
     if version.has_13_3_changes() {
         parts.push(V13_3_DELTA);
+    }
+    if version.has_consumed_by_column() {
+        parts.push(V13_6_DELTA);
     }
     if !version.epoch_is_table() {
         parts.push(V13_7_DELTA);
@@ -165,6 +176,8 @@ pub fn ddl(version: SchemaVersion, indexes: IndexSet) -> String {
 /// database into an [`IndexSet::NearTip`] one. Idempotent.
 pub fn near_tip_ddl(version: SchemaVersion) -> String {
     let mut sql = String::from(STAGE4);
+    sql.push('\n');
+    sql.push_str(STAGE4_UTXO);
     if version.epoch_is_table() {
         sql.push('\n');
         sql.push_str(STAGE4_EPOCH_TABLE);

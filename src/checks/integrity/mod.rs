@@ -15,7 +15,9 @@
 //! - `sql`: the query helpers and the SQL the rules share.
 //! - `params`: the protocol parameters by epoch.
 //! - [`mir`], [`pool_refunds`], [`ada_pots`], [`block_tx_counts`], [`pool_owners`]: the
-//!   incremental rules. [`epoch_stake`] reads one
+//!   incremental rules. [`tx_balance`] and [`tx_in_double_spends`]: the transaction-level
+//!   rules (and, derived from them, the supply drift), sharing `utxo` (the `tx_out` variant,
+//!   each epoch's transaction ids). [`epoch_stake`] reads one
 //!   row of the tip epoch and is a plain [`Check`](crate::checks::Check).
 
 pub mod ada_pots;
@@ -29,6 +31,9 @@ pub mod pool_refunds;
 mod settings;
 mod sql;
 mod state;
+pub mod tx_balance;
+pub mod tx_in_double_spends;
+mod utxo;
 
 pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
 pub use block_tx_counts::{BlockTxCountFindings, BlockTxCountsCheck};
@@ -40,3 +45,5 @@ pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use settings::{IntegritySettings, PlanLog, QueryPlan};
 pub use sql::Reader;
 pub use state::{Coverage, Scope, GENESIS};
+pub use tx_balance::{TxBalanceCheck, TxBalanceFindings};
+pub use tx_in_double_spends::{DoubleSpendFindings, TxInDoubleSpendsCheck};
