@@ -33,6 +33,7 @@ pub use integrity::{
     MirTotals, PlanLog, PoolOwnerFindings, PoolOwnersCheck, PoolRefundFindings, PoolRefundsCheck,
     Pot, QueryPlan, RefundTotals,
 };
+pub use integrity::{WithdrawalFindings, WithdrawalsCheck};
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
 pub use size::{DatabaseSize, SizeCheck};
@@ -61,6 +62,8 @@ pub enum CheckName {
     BlockTxCounts,
     /// Pool certificates without owners.
     PoolOwners,
+    /// Withdrawals beyond the rewards spendable by then.
+    Withdrawals,
     /// Database and schema sizes, sessions by state.
     Size,
 }
@@ -79,6 +82,7 @@ impl CheckName {
             CheckName::EpochStake => "epoch_stake",
             CheckName::BlockTxCounts => "block_tx_counts",
             CheckName::PoolOwners => "pool_owners",
+            CheckName::Withdrawals => "withdrawals",
             CheckName::Size => "size",
         }
     }
@@ -114,6 +118,8 @@ pub enum Findings {
     BlockTxCounts(BlockTxCountFindings),
     /// From [`PoolOwnersCheck`].
     PoolOwners(PoolOwnerFindings),
+    /// From [`WithdrawalsCheck`].
+    Withdrawals(WithdrawalFindings),
     /// From [`SizeCheck`].
     Size(DatabaseSize),
 }
@@ -147,6 +153,8 @@ impl Findings {
             Findings::EpochStake(_) => Some(0),
             Findings::BlockTxCounts(blocks) => Some(blocks.mismatches),
             Findings::PoolOwners(_) => Some(0),
+            // Accounts that withdrew more than was spendable to them.
+            Findings::Withdrawals(found) => Some(found.excess_accounts),
             Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)

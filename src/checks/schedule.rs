@@ -12,6 +12,7 @@ use super::{
     IntegritySettings, MirCheck, PoolOwnersCheck, PoolRefundsCheck, RollbackCheck, SizeCheck,
     TipCheck,
 };
+use super::WithdrawalsCheck;
 use crate::config::Config;
 
 /// Where checks are registered (the scheduler, or a test's stand-in).
@@ -47,5 +48,6 @@ pub fn schedule(config: &Config, registry: &mut impl Registry) {
     );
     registry.register(BlockTxCountsCheck::new(settings.clone()), integrity);
     registry.register(PoolOwnersCheck::new(settings.clone()), integrity);
+    registry.register(WithdrawalsCheck::new(settings.clone()), integrity);
     registry.register(EpochStakeCheck::new(settings), integrity);
 }

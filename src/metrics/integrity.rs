@@ -20,7 +20,8 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::R
     encode_ada_pots(encoder, scrape)?;
     encode_epoch_stake(encoder, scrape)?;
     encode_block_tx_counts(encoder, scrape)?;
-    encode_pool_owners(encoder, scrape)
+    encode_pool_owners(encoder, scrape)?;
+    encode_withdrawals(encoder, scrape)
 }
 
 /// Counts and lovelace as exact i64 gauge values (saturating; no real value comes close).
@@ -187,6 +188,22 @@ fn encode_pool_owners(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::
             "dbsync_pool_updates_without_owner",
             "Pool registration and update certificates (pool_update rows) without any pool_owner row.",
             int(owners.updates_without_owner),
+        )],
+    )
+}
+
+fn encode_withdrawals(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::Withdrawals(found)) = scrape.findings(CheckName::Withdrawals) else {
+        return Ok(());
+    };
+    let cached = cached(scrape, CheckName::Withdrawals, found.coverage.full_interval);
+    noted_gauges(
+        encoder,
+        &cached,
+        &[(
+            "dbsync_withdrawal_excess_accounts",
+            "Stake addresses whose withdrawals up to some epoch exceed the rewards spendable to them by that epoch (reward plus instant rewards: MIR, treasury withdrawals, refunds).",
+            int(found.excess_accounts),
         )],
     )
 }

@@ -10,6 +10,7 @@
 //! - [`fixture`]: a builder that fills a database with blocks, rollbacks and epoch sync times.
 //! - [`ledger`]: ledger data on top of that chain (certificates, MIR, pools, rewards,
 //!   `ada_pots`, `epoch_param`, stake distributions), the same calls on every release.
+//! - [`withdrawals`]: `withdrawal` rows, script stake addresses and invalid transactions.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod fixture;
 pub mod ledger;
 pub mod schema;
+pub mod withdrawals;
 
 pub use cluster::{Cluster, TestDatabase};
 pub use fixture::{Fixture, NewBlock};

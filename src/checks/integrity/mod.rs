@@ -15,7 +15,7 @@
 //! - `sql`: the query helpers and the SQL the rules share.
 //! - `params`: the protocol parameters by epoch.
 //! - [`mir`], [`pool_refunds`], [`ada_pots`], [`block_tx_counts`], [`pool_owners`]: the
-//!   incremental rules. [`epoch_stake`] reads one
+//!   incremental rules, and [`withdrawals`]. [`epoch_stake`] reads one
 //!   row of the tip epoch and is a plain [`Check`](crate::checks::Check).
 
 pub mod ada_pots;
@@ -25,6 +25,7 @@ mod incremental;
 pub mod mir;
 mod params;
 pub mod pool_owners;
+pub mod withdrawals;
 pub mod pool_refunds;
 mod settings;
 mod sql;
@@ -36,6 +37,7 @@ pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
 pub use incremental::{Examined, Incremental, IntegrityCheck, Prerequisites};
 pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
 pub use pool_owners::{PoolOwnerFindings, PoolOwnersCheck};
+pub use withdrawals::{WithdrawalFindings, WithdrawalsCheck};
 pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use settings::{IntegritySettings, PlanLog, QueryPlan};
 pub use sql::Reader;
