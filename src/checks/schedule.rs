@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use super::WithdrawalsCheck;
 use super::{
     AdaPotsCheck, BlockTxCountsCheck, Cadence, Check, EpochStakeCheck, GrestCheck, InfoCheck,
     IntegritySettings, MirCheck, PoolOwnersCheck, PoolRefundsCheck, RollbackCheck, SizeCheck,
     TipCheck,
 };
-use super::WithdrawalsCheck;
 use crate::config::Config;
 
 /// Where checks are registered (the scheduler, or a test's stand-in).

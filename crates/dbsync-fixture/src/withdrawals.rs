@@ -25,7 +25,10 @@ impl Fixture {
         raw.extend_from_slice(&hash[..28]);
         let view = format!(
             "stake_test17{}",
-            hash[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()
+            hash[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         );
         let script = hash[4..32].to_vec();
         self.query(

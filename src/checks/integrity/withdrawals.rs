@@ -74,13 +74,16 @@ pub struct WithdrawalFindings {
 /// whole table; `idx_block_epoch_no` finds the epoch's blocks instead. The first and last
 /// transaction of the epoch are the first entry of `idx_tx_block_id` at or after its first
 /// block and the last at or before its last block (an epoch without transactions gives
-/// lo > hi: an empty range). Sums are numeric; every real one fits a bigint, and the cast
-/// fails loudly rather than rounding if one did not.
+/// lo > hi: an empty range); `span` is materialized so that they are looked up once, not once
+/// per withdrawal. `OFFSET 0` keeps the planner from flattening the subquery, which would
+/// evaluate both per-address sums twice (once for the filter, once for the output). Sums are
+/// numeric; every real one fits a bigint, and the cast fails loudly rather than rounding if
+/// one did not.
 const CANDIDATES_SQL: &str = "\
     WITH blocks AS ( \
       SELECT min(b.id + 0) AS first_id, max(b.id + 0) AS last_id \
       FROM block b WHERE b.epoch_no = $1::bigint), \
-    span AS ( \
+    span AS MATERIALIZED ( \
       SELECT (SELECT t.id FROM tx t WHERE t.block_id >= blocks.first_id \
               ORDER BY t.block_id, t.id LIMIT 1) AS lo, \
              (SELECT t.id FROM tx t WHERE t.block_id <= blocks.last_id \
@@ -97,7 +100,7 @@ const CANDIDATES_SQL: &str = "\
         - coalesce((SELECT sum(r.amount) FROM reward r \
                     WHERE r.addr_id = a.addr_id AND r.spendable_epoch <= $1::bigint), 0) \
         )::bigint AS excess \
-      FROM addrs a) c \
+      FROM addrs a OFFSET 0) c \
     WHERE excess > 0 \
     ORDER BY addr_id";
 
