@@ -548,6 +548,20 @@ Growing: owners were lost (db-sync #251); compare the newest owner-less certific
 another instance, roll back or resync. Alert: `DbSyncPoolUpdatesWithoutOwner` (on an
 increase).
 """),
+    ("Accounts that withdrew more than their rewards",
+     "dbsync_withdrawal_excess_accounts", None, "{{instance}}",
+     """
+**`dbsync_withdrawal_excess_accounts`**
+
+Stake addresses whose withdrawals up to some epoch exceed the rewards spendable to them by
+that epoch: `reward` rows plus instant rewards (MIR, Conway treasury withdrawals, proposal
+refunds), each from its spendable epoch on (`cardano-db-tool validate`'s Withdrawal, which
+ignores instant rewards and timing). Each address counts once.
+
+**Healthy: 0.** Non-zero: reward rows missing or late (or withdrawals duplicated); those
+balances are wrong. Find the addresses (RUNBOOK), compare with another instance, roll back or
+resync. Alert: `DbSyncWithdrawalExcess`.
+"""),
 ]
 
 
@@ -558,7 +572,7 @@ def integrity():
         target(f"max by (network, instance) ({with_net('dbsync:integrity_problems:count')})", ref="A",
                instant=True, fmt="table"),
         target("max by (network, instance) ("
-               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"} == bool 0)')
+               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|withdrawals"} == bool 0)')
                + ")", ref="B", instant=True, fmt="table"),
         target(f"max by (network, instance) ({with_net('dbsync_epoch_stake_complete')})", ref="C", instant=True,
                fmt="table"),
@@ -575,7 +589,7 @@ def integrity():
                             ("mappings", vmap([(1, "yes", "green"), (0, "no", "orange")])))],
         description="Integrity problems = number of non-zero integrity series (recording rule "
                     "dbsync:integrity_problems:count). Integrity check failing = one of the mir, pool_refunds, "
-                    "ada_pots, epoch_stake, block_tx_counts, pool_owners checks failed its last run (its "
+                    "ada_pots, epoch_stake, block_tx_counts, pool_owners, withdrawals checks failed its last run (its "
                     "values are then stale)."), 24, 8)
     b.add(text("How to read this dashboard", """
 Every series below is **0 on a healthy database** (except the informational unclaimed refunds
@@ -619,7 +633,7 @@ breaks Koios' active-stake cache and pool/account stake endpoints. Alert:
                      steps=[(TH["epoch_stake_incomplete_progress_ratio"], "orange")]), 8, 8)
 
     b.row("Integrity checks")
-    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"'
+    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|withdrawals"'
     b.add(state_timeline("Last run of the integrity checks", [
         target(f"dbsync_check_success{{{i}, {chk}}}", "{{instance}} {{check}}")], OK_MAP, steps=[]), 12, 8)
     b.add(timeseries("Time since last success", [

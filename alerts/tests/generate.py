@@ -294,6 +294,7 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
     integ("DbSyncAdaPotsInconsistent", "dbsync_ada_pots_inconsistent_epochs", {}, "3"),
     integ("DbSyncAdaPotsMissing", "dbsync_ada_pots_missing_epochs", {}, "3"),
     integ("DbSyncBlockTxCountMismatch", "dbsync_block_tx_count_mismatches", {}, "3"),
+    integ("DbSyncWithdrawalExcess", "dbsync_withdrawal_excess_accounts", {}, "3"),
     test("DbSyncPoolUpdatesWithoutOwner: an increase fires, a constant floor does not", [
         S(sel("dbsync_pool_updates_without_owner", A), "1x10 4x60"),      # grew by 3 at 10m
         S(sel("dbsync_pool_updates_without_owner", B), "5x70"),           # legitimate floor
@@ -334,11 +335,13 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
         S(sel("dbsync_pool_refunds_unclaimed", A), "7x10"),
         S(sel("dbsync_block_tx_count_mismatches", A), "2x10"),
         S(sel("dbsync_pool_updates_without_owner", A), "3x10"),         # may be a floor
+        S(sel("dbsync_withdrawal_excess_accounts", A), "1x10"),
+        S(sel("dbsync_withdrawal_excess_accounts", B), "0x10"),
         S(sel("dbsync_mir_unpaid_payments", B, pot="reserves"), "0x10"),
         S(sel("dbsync_pool_refunds_unclaimed", B), "4x10"),             # not a fault
     ], [], [
         {"expr": "dbsync:integrity_problems:count", "eval_time": "5m", "exp_samples": [
-            {"labels": sel("dbsync:integrity_problems:count", A), "value": 4},
+            {"labels": sel("dbsync:integrity_problems:count", A), "value": 5},
             {"labels": sel("dbsync:integrity_problems:count", B), "value": 0},
         ]},
     ]),

@@ -18,7 +18,7 @@ use crate::size::park_sessions;
 const ROLE: &str = "dbsync_exporter";
 const PASSWORD: &str = "role-test-Pa55word";
 /// Every check the exporter registers.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 12] = [
     "tip",
     "rollback",
     "info",
@@ -29,6 +29,7 @@ const CHECKS: [&str; 11] = [
     "epoch_stake",
     "block_tx_counts",
     "pool_owners",
+    "withdrawals",
     "size",
 ];
 
