@@ -444,4 +444,16 @@ pub(crate) async fn withdrawals_without_sequential_scans(version: SchemaVersion)
         assert!(!plan.plan.contains("Nested Loop"), "{}", plan.plan);
     }
     eprintln!("=== withdrawals query plans on {version} ===\n{report}");
+
+    // Timings without plan recording (reported, not asserted: the machine is shared).
+    let mut timed = WithdrawalsCheck::new(IntegritySettings::new(DAY));
+    let started = std::time::Instant::now();
+    assert_eq!(direct.withdrawals(&mut timed).await.excess_accounts, 7);
+    let full = started.elapsed();
+    let started = std::time::Instant::now();
+    assert_eq!(direct.withdrawals(&mut timed).await.excess_accounts, 7);
+    eprintln!(
+        "withdrawals on {version}: full run {full:?}, incremental run {:?}",
+        started.elapsed()
+    );
 }
