@@ -441,6 +441,12 @@ def instance_detail():
 
 
 # =============================================================================
+# The integrity checks (their `check` label values), in the exporter's order.
+INTEGRITY_CHECKS = ["mir", "pool_refunds", "ada_pots", "epoch_stake", "block_tx_counts", "pool_owners",
+                    "tx_balance", "tx_in_double_spends", "withdrawals", "block_number_gaps",
+                    "block_time_disorder", "blocks_in_future", "epoch_table"]
+INTEGRITY_CHECK_SELECTOR = 'check=~"' + "|".join(INTEGRITY_CHECKS) + '"'
+
 INTEGRITY_DOCS = [
     ("MIR payments without an instant reward",
      "dbsync_mir_unpaid_payments", "dbsync_mir_unpaid_lovelace", "{{instance}} {{pot}}",
@@ -583,6 +589,20 @@ two panels above (Σ per-transaction imbalance − Σ double-spent value) at no 
 **Healthy: 0.** Non-zero only together with one of the two counts above; its size is how far
 supply figures are off. Alert: `DbSyncSupplyDrift`.
 """),
+    ("Accounts that withdrew more than their rewards",
+     "dbsync_withdrawal_excess_accounts", None, "{{instance}}",
+     """
+**`dbsync_withdrawal_excess_accounts`**
+
+Stake addresses whose withdrawals up to some epoch exceed the rewards spendable to them by
+that epoch: `reward` rows plus instant rewards (MIR, Conway treasury withdrawals, proposal
+refunds), each from its spendable epoch on (`cardano-db-tool validate`'s Withdrawal, which
+ignores instant rewards and timing). Each address counts once.
+
+**Healthy: 0.** Non-zero: reward rows missing or late (or withdrawals duplicated); those
+balances are wrong. Find the addresses (RUNBOOK), compare with another instance, roll back or
+resync. Alert: `DbSyncWithdrawalExcess`.
+"""),
 ]
 
 
@@ -593,7 +613,7 @@ def integrity():
         target(f"max by (network, instance) ({with_net('dbsync:integrity_problems:count')})", ref="A",
                instant=True, fmt="table"),
         target("max by (network, instance) ("
-               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|tx_balance|tx_in_double_spends"} == bool 0)')
+               + with_net(f'(dbsync_check_success{{{INTEGRITY_CHECK_SELECTOR}}} == bool 0)')
                + ")", ref="B", instant=True, fmt="table"),
         target(f"max by (network, instance) ({with_net('dbsync_epoch_stake_complete')})", ref="C", instant=True,
                fmt="table"),
@@ -609,9 +629,8 @@ def integrity():
                    override("Stake distribution complete", color_cell(),
                             ("mappings", vmap([(1, "yes", "green"), (0, "no", "orange")])))],
         description="Integrity problems = number of non-zero integrity series (recording rule "
-                    "dbsync:integrity_problems:count). Integrity check failing = one of the mir, pool_refunds, "
-                    "ada_pots, epoch_stake, block_tx_counts, pool_owners, tx_balance, tx_in_double_spends checks failed its last run (its "
-                    "values are then stale)."), 24, 8)
+                    "dbsync:integrity_problems:count). Integrity check failing = one of the integrity checks ("
+                    + ", ".join(INTEGRITY_CHECKS) + ") failed its last run (its values are then stale)."), 24, 8)
     b.add(text("How to read this dashboard", """
 Every series below is **0 on a healthy database** (except the informational unclaimed refunds
 and the stake-distribution flag, which is 1 when complete). The exporter computes them with
@@ -655,7 +674,7 @@ breaks Koios' active-stake cache and pool/account stake endpoints. Alert:
                      steps=[(TH["epoch_stake_incomplete_progress_ratio"], "orange")]), 8, 8)
 
     b.row("Integrity checks")
-    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|tx_balance|tx_in_double_spends"'
+    chk = INTEGRITY_CHECK_SELECTOR
     b.add(state_timeline("Last run of the integrity checks", [
         target(f"dbsync_check_success{{{i}, {chk}}}", "{{instance}} {{check}}")], OK_MAP, steps=[]), 12, 8)
     b.add(timeseries("Time since last success", [

@@ -307,6 +307,7 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
             exp("DbSyncSupplyDrift", "warning", B, "2e+06"),
         ]),
     ]),
+    integ("DbSyncWithdrawalExcess", "dbsync_withdrawal_excess_accounts", {}, "3"),
     test("DbSyncPoolUpdatesWithoutOwner: an increase fires, a constant floor does not", [
         S(sel("dbsync_pool_updates_without_owner", A), "1x10 4x60"),      # grew by 3 at 10m
         S(sel("dbsync_pool_updates_without_owner", B), "5x70"),           # legitimate floor
@@ -349,11 +350,13 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
         S(sel("dbsync_pool_updates_without_owner", A), "3x10"),         # may be a floor
         S(sel("dbsync_tx_balance_mismatches", A), "1x10"),
         S(sel("dbsync_supply_drift_lovelace", A), "-1x10"),             # derived: not counted
+        S(sel("dbsync_withdrawal_excess_accounts", A), "1x10"),
+        S(sel("dbsync_withdrawal_excess_accounts", B), "0x10"),
         S(sel("dbsync_mir_unpaid_payments", B, pot="reserves"), "0x10"),
         S(sel("dbsync_pool_refunds_unclaimed", B), "4x10"),             # not a fault
     ], [], [
         {"expr": "dbsync:integrity_problems:count", "eval_time": "5m", "exp_samples": [
-            {"labels": sel("dbsync:integrity_problems:count", A), "value": 5},
+            {"labels": sel("dbsync:integrity_problems:count", A), "value": 6},
             {"labels": sel("dbsync:integrity_problems:count", B), "value": 0},
         ]},
     ]),

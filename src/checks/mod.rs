@@ -36,6 +36,7 @@ pub use integrity::{
 pub use integrity::{
     DoubleSpendFindings, TxBalanceCheck, TxBalanceFindings, TxInDoubleSpendsCheck,
 };
+pub use integrity::{WithdrawalFindings, WithdrawalsCheck};
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
 pub use size::{DatabaseSize, SizeCheck};
@@ -68,6 +69,8 @@ pub enum CheckName {
     TxBalance,
     /// Outputs spent by more than one `tx_in` row.
     TxInDoubleSpends,
+    /// Withdrawals beyond the rewards spendable by then.
+    Withdrawals,
     /// Database and schema sizes, sessions by state.
     Size,
 }
@@ -88,6 +91,7 @@ impl CheckName {
             CheckName::PoolOwners => "pool_owners",
             CheckName::TxBalance => "tx_balance",
             CheckName::TxInDoubleSpends => "tx_in_double_spends",
+            CheckName::Withdrawals => "withdrawals",
             CheckName::Size => "size",
         }
     }
@@ -127,6 +131,8 @@ pub enum Findings {
     TxBalance(TxBalanceFindings),
     /// From [`TxInDoubleSpendsCheck`].
     TxInDoubleSpends(DoubleSpendFindings),
+    /// From [`WithdrawalsCheck`].
+    Withdrawals(WithdrawalFindings),
     /// From [`SizeCheck`].
     Size(DatabaseSize),
 }
@@ -143,6 +149,7 @@ impl Findings {
             Findings::PoolOwners(owners) => Some(&owners.coverage),
             Findings::TxBalance(balance) => Some(&balance.coverage),
             Findings::TxInDoubleSpends(spends) => Some(&spends.coverage),
+            Findings::Withdrawals(found) => Some(&found.coverage),
             Findings::EpochStake(_)
             | Findings::Tip(_)
             | Findings::Rollback(_)
@@ -183,6 +190,8 @@ impl Findings {
             // Unbalanced transactions and double-spent outputs are lost or duplicated rows.
             Findings::TxBalance(txs) => Some(txs.mismatches),
             Findings::TxInDoubleSpends(spends) => Some(spends.double_spends),
+            // Accounts that withdrew more than was spendable to them.
+            Findings::Withdrawals(found) => Some(found.excess_accounts),
             Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use super::WithdrawalsCheck;
 use super::{
     AdaPotsCheck, BlockTxCountsCheck, Cadence, Check, EpochStakeCheck, GrestCheck, InfoCheck,
     IntegritySettings, MirCheck, PoolOwnersCheck, PoolRefundsCheck, RollbackCheck, SizeCheck,
@@ -53,5 +54,6 @@ pub fn schedule(config: &Config, registry: &mut impl Registry) {
     registry.register(PoolOwnersCheck::new(settings.clone()), integrity);
     registry.register(TxBalanceCheck::new(settings.clone()), integrity);
     registry.register(TxInDoubleSpendsCheck::new(settings.clone()), integrity);
+    registry.register(WithdrawalsCheck::new(settings.clone()), integrity);
     registry.register(EpochStakeCheck::new(settings), integrity);
 }

@@ -22,6 +22,7 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::R
     encode_block_tx_counts(encoder, scrape)?;
     encode_pool_owners(encoder, scrape)?;
     encode_tx_rules(encoder, scrape)?;
+    encode_withdrawals(encoder, scrape)?;
     encode_coverage(encoder, scrape)
 }
 
@@ -278,6 +279,22 @@ fn encode_tx_rules(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Res
             "dbsync_tx_in_double_spends",
             "Outputs referenced by more than one tx_in row.",
             int(spends.double_spends),
+        )],
+    )
+}
+
+fn encode_withdrawals(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::Withdrawals(found)) = scrape.findings(CheckName::Withdrawals) else {
+        return Ok(());
+    };
+    let cached = cached(scrape, CheckName::Withdrawals, found.coverage.full_interval);
+    noted_gauges(
+        encoder,
+        &cached,
+        &[(
+            "dbsync_withdrawal_excess_accounts",
+            "Stake addresses whose withdrawals up to some epoch exceed the rewards spendable to them by that epoch (reward plus instant rewards: MIR, treasury withdrawals, refunds).",
+            int(found.excess_accounts),
         )],
     )
 }

@@ -1463,3 +1463,6 @@ pub(crate) async fn no_sequential_scan_of_reward_tx_or_block(version: SchemaVers
     }
     eprintln!("=== integrity query plans on {version} ===\n{report}");
 }
+
+// === withdrawals (tests/it/integrity/withdrawals.rs: uses per_version!, Direct, big_fixture) ===
+mod withdrawals;

@@ -18,7 +18,7 @@ use crate::size::park_sessions;
 const ROLE: &str = "dbsync_exporter";
 const PASSWORD: &str = "role-test-Pa55word";
 /// Every check the exporter registers.
-const CHECKS: [&str; 13] = [
+const CHECKS: [&str; 14] = [
     "tip",
     "rollback",
     "info",
@@ -31,6 +31,7 @@ const CHECKS: [&str; 13] = [
     "pool_owners",
     "tx_balance",
     "tx_in_double_spends",
+    "withdrawals",
     "size",
 ];
 

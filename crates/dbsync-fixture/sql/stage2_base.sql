@@ -143,6 +143,16 @@ CREATE TABLE instant_reward (
     CONSTRAINT unique_instant_reward UNIQUE (addr_id, earned_epoch, type)
 );
 
+-- withdrawal (db-sync 13.x): one row per reward-account withdrawal of a valid tx; invalid
+-- (phase-2-failed) txs have none. unique_withdrawal was dropped in 13.1.1 (2-0021).
+CREATE TABLE withdrawal (
+    id bigserial PRIMARY KEY,
+    addr_id bigint NOT NULL,
+    amount lovelace NOT NULL,
+    redeemer_id bigint NULL,
+    tx_id bigint NOT NULL
+);
+
 CREATE TABLE pool_hash (
     id bigserial PRIMARY KEY,
     hash_raw hash28type NOT NULL,

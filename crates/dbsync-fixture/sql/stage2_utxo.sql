@@ -58,14 +58,7 @@ CREATE TABLE reference_tx_in (
     tx_out_index txindex NOT NULL
 );
 
--- unique_withdrawal was dropped in 13.1.1.
-CREATE TABLE withdrawal (
-    id bigserial PRIMARY KEY,
-    addr_id bigint NOT NULL,
-    amount lovelace NOT NULL,
-    redeemer_id bigint NULL,
-    tx_id bigint NOT NULL
-);
+-- withdrawal: in stage2_base.sql.
 
 -- The tx_out variants in use (`token` is the Haskell `show` of db-sync's ExtraMigration:
 -- ConsumeTxOutPreviouslySet, PruneTxOutFlagPreviouslySet, BootstrapStarted, ...).

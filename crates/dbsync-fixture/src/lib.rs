@@ -12,6 +12,7 @@
 //!   the collateral/reference declarations of valid Plutus transactions.
 //! - [`ledger`]: ledger data on top of that chain (certificates, MIR, pools, rewards,
 //!   `ada_pots`, `epoch_param`, stake distributions), the same calls on every release.
+//! - [`withdrawals`]: `withdrawal` rows, script stake addresses and invalid transactions.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod fixture;
 pub mod ledger;
 pub mod schema;
 pub mod utxo;
+pub mod withdrawals;
 
 pub use cluster::{Cluster, TestDatabase};
 pub use fixture::{Fixture, NewBlock};

@@ -180,15 +180,6 @@ impl Fixture {
         assert_eq!(rows.len(), 1, "no output {tx_id}#{index} to consume");
     }
 
-    /// Inserts a withdrawal of `amount` lovelace from stake address `addr_id` in `tx_id`.
-    pub async fn withdrawal(&self, addr_id: i64, tx_id: i64, amount: i64) {
-        self.query(
-            "INSERT INTO withdrawal (addr_id, amount, tx_id) VALUES ($1::int8, $2::int8, $3::int8)",
-            &[&addr_id, &amount, &tx_id],
-        )
-        .await;
-    }
-
     /// Declares output `tx_out_index` of `tx_out_id` as collateral of the valid Plutus
     /// transaction `tx_in_id` (not spent).
     pub async fn collateral_tx_in(&self, tx_in_id: i64, tx_out_id: i64, tx_out_index: i16) {

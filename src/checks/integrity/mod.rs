@@ -17,8 +17,8 @@
 //! - [`mir`], [`pool_refunds`], [`ada_pots`], [`block_tx_counts`], [`pool_owners`]: the
 //!   incremental rules. [`tx_balance`] and [`tx_in_double_spends`]: the transaction-level
 //!   rules (and, derived from them, the supply drift), sharing `utxo` (the `tx_out` variant,
-//!   each epoch's transaction ids). [`epoch_stake`] reads one
-//!   row of the tip epoch and is a plain [`Check`](crate::checks::Check).
+//!   each epoch's transaction ids). [`withdrawals`]: withdrawals against the rewards
+//!   spendable by then. [`epoch_stake`] reads one row of the tip epoch and is a plain [`Check`](crate::checks::Check).
 
 pub mod ada_pots;
 pub mod block_tx_counts;
@@ -34,6 +34,7 @@ mod state;
 pub mod tx_balance;
 pub mod tx_in_double_spends;
 mod utxo;
+pub mod withdrawals;
 
 pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
 pub use block_tx_counts::{BlockTxCountFindings, BlockTxCountsCheck};
@@ -47,3 +48,4 @@ pub use sql::Reader;
 pub use state::{Coverage, Scope, GENESIS};
 pub use tx_balance::{TxBalanceCheck, TxBalanceFindings};
 pub use tx_in_double_spends::{DoubleSpendFindings, TxInDoubleSpendsCheck};
+pub use withdrawals::{WithdrawalFindings, WithdrawalsCheck};
