@@ -871,8 +871,8 @@ pub(crate) async fn block_tx_counts_incremental_and_rollback(version: SchemaVers
     assert_eq!(check.epochs(), fresh.epochs());
     assert_eq!(check.epochs(), &tx_counts_expected());
 
-    // A rollback replaces the faulty tip block (epoch 4 keeps its first block): the tip
-    // epoch is re-examined incrementally and the fault is gone.
+    // A rollback replaces the faulty tip block (epoch 4 keeps its first block), the newest
+    // block the last run saw: the tip epoch is re-examined whole and the fault is gone.
     fixture.rollback_and_replace(1).await;
     let after = direct.tx_counts(&mut check).await;
     assert!(!after.coverage.full_run);
@@ -880,10 +880,31 @@ pub(crate) async fn block_tx_counts_incremental_and_rollback(version: SchemaVers
     let mut expected = tx_counts_expected();
     expected.remove(&4);
     assert_eq!(check.epochs(), &expected);
-    // The replacement block gets a transaction its tx_count does not record: found again.
-    let tip: i64 = fixture.tip().await.unwrap().0;
-    fixture.insert_tx(tip, 170_000).await;
+
+    // New blocks in the tip epoch, one with a transaction its tx_count does not record: the
+    // next run reads only the blocks after the newest one it saw, and adds what it finds.
+    let plans = PlanLog::default();
+    let mut watched =
+        BlockTxCountsCheck::new(IntegritySettings::new(DAY).explain_into(plans.clone()));
+    assert_eq!(direct.tx_counts(&mut watched).await.mismatches, 4);
+    block_with_txs(&mut fixture, 4, 2, 0, 2).await; // trap
+    block_with_txs(&mut fixture, 4, 2, 1, 1).await; // fault
+    let since_before = plans.plans().len();
+    let found = direct.tx_counts(&mut watched).await;
+    assert_eq!(found.mismatches, 5);
+    assert_eq!(found.coverage.from_epoch, 4);
+    let blockwise: Vec<String> = plans.plans()[since_before..]
+        .iter()
+        .filter(|plan| plan.sql.contains("b.id > $1"))
+        .map(|plan| plan.plan.clone())
+        .collect();
+    assert_eq!(blockwise.len(), 1, "one query over the new blocks");
+    assert!(blockwise[0].contains("block_pkey"), "{}", blockwise[0]);
     assert_eq!(direct.tx_counts(&mut check).await.mismatches, 5);
+    let mut fresh = BlockTxCountsCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.tx_counts(&mut fresh).await.mismatches, 5);
+    assert_eq!(watched.epochs(), fresh.epochs());
+    assert_eq!(check.epochs(), fresh.epochs());
 }
 
 // === pool_owners ===

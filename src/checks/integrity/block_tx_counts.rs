@@ -9,8 +9,9 @@
 //! rows (`epoch_no` NULL: the Byron genesis, and the Shelley genesis on testnets) are kept
 //! under [`GENESIS`] and examined only with epoch 0 (once per pass), as nothing but a resync changes them.
 //! A block is written with its transactions in one db-sync transaction, so the partial tip
-//! epoch holds no half-written block, and a rollback only touches epochs an incremental run
-//! re-examines (or, across a boundary, triggers a full run).
+//! epoch holds no half-written block. The rule is block-wise: an incremental run examines
+//! only the blocks after the last run's newest one (still there: otherwise a rollback took
+//! it, and the tip epoch is examined whole again); a rollback across a boundary starts a pass.
 //!
 //! Cost: one row per epoch from `generate_series`, each counting its blocks through
 //! `idx_block_epoch_no` and each block's transactions through an index-only probe of
@@ -41,6 +42,13 @@ const EPOCHS_SQL: &str = "SELECT e.no, ( \
          AND b.tx_count <> (SELECT count(*) FROM tx WHERE tx.block_id = b.id)) \
      FROM generate_series($1::bigint, $2::bigint) AS e(no)";
 
+/// The blocks after block `$1` whose `tx_count` is wrong, per epoch in `[$2, $3]`: an
+/// incremental run's few new blocks, through `block_pkey`.
+const SINCE_SQL: &str = "SELECT b.epoch_no::bigint, count(*) FROM block b \
+     WHERE b.id > $1::bigint AND b.epoch_no >= $2::bigint AND b.epoch_no <= $3::bigint \
+       AND b.tx_count <> (SELECT count(*) FROM tx WHERE tx.block_id = b.id) \
+     GROUP BY 1";
+
 /// The genesis rows whose `tx_count` is wrong (`idx_block_epoch_no` serves `IS NULL`).
 const GENESIS_SQL: &str = "SELECT count(*) FROM block b \
      WHERE b.epoch_no IS NULL \
@@ -61,6 +69,11 @@ impl Incremental for BlockTxCountsRule {
     type Epoch = u64;
     type Ready = ();
     type Seen = ();
+    const BLOCKWISE: bool = true;
+
+    fn add(&self, epoch: &mut u64, later: u64) {
+        *epoch += later;
+    }
 
     async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
         // No ledger data needed: blocks and transactions are written with the ledger off too.
@@ -73,6 +86,12 @@ impl Incremental for BlockTxCountsRule {
         (): &(),
         scope: &Scope,
     ) -> Result<Examined<u64>, CheckError> {
+        if let Some(after) = scope.after_block {
+            let counts = db
+                .epoch_counts(SINCE_SQL, &[&after, &scope.from, &scope.to])
+                .await?;
+            return Ok(counts.into());
+        }
         let mut fresh = db.epoch_counts(EPOCHS_SQL, &scope.bounds()).await?;
         if scope.genesis {
             let mismatches: i64 = db.query_value(GENESIS_SQL, &[]).await?;
@@ -97,7 +116,7 @@ mod tests {
 
     #[test]
     fn the_queries_count_through_the_block_id_not_the_block_number() {
-        for sql in [EPOCHS_SQL, GENESIS_SQL] {
+        for sql in [EPOCHS_SQL, SINCE_SQL, GENESIS_SQL] {
             assert!(sql.contains("tx.block_id = b.id"), "{sql}");
             assert!(!sql.contains("block_no"), "{sql}");
         }

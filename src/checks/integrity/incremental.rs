@@ -31,6 +31,19 @@ pub trait Incremental: Send + Sync + 'static {
     /// rules).
     type Seen: Send;
 
+    /// Whether the rule examines block by block: given [`Scope::after_block`], it examines
+    /// only the window's blocks after that one, and what it finds adds to the epoch's earlier
+    /// partial result ([`Incremental::add`]). An incremental run of such a rule then reads
+    /// only the blocks written since the last run, not the whole tip epoch (on mainnet a few
+    /// dozen blocks instead of up to 21 600 and their transactions).
+    const BLOCKWISE: bool = false;
+
+    /// Adds the partial result of an epoch's later blocks to that of its earlier blocks;
+    /// called only for [`Incremental::BLOCKWISE`] rules.
+    fn add(&self, epoch: &mut Self::Epoch, later: Self::Epoch) {
+        let _ = (epoch, later);
+    }
+
     /// Whether the rule can run on this database (tables, indexes, ledger data), with the
     /// reason when it cannot.
     fn prerequisites(
@@ -143,7 +156,7 @@ impl<R: Incremental> Check for IntegrityCheck<R> {
                 return Ok(Verdict::NotApplicable(reason));
             }
         };
-        let Some(mut run) = state.begin(&db).await? else {
+        let Some(mut run) = state.begin(&db, R::BLOCKWISE).await? else {
             state.reset();
             return Ok(Verdict::NotApplicable(sql::NO_BLOCK.into()));
         };
@@ -152,7 +165,15 @@ impl<R: Incremental> Check for IntegrityCheck<R> {
             let began = Instant::now();
             match rule.examine(&db, &ready, &window).await {
                 Ok(Examined { epochs, seen: now }) => {
-                    state.commit(&mut run, &window, epochs, began.elapsed());
+                    state.commit(
+                        &mut run,
+                        &window,
+                        epochs,
+                        began.elapsed(),
+                        |epoch, later| {
+                            rule.add(epoch, later);
+                        },
+                    );
                     seen = Some(now);
                 }
                 Err(error) => {

@@ -127,6 +127,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The newest block of all (EBBs included): its id and hash, through the primary key;
+    /// `None` while the database holds no block.
+    pub async fn newest_block(&self) -> Result<Option<(i64, Vec<u8>)>, CheckError> {
+        match self.query(NEWEST_BLOCK_SQL, &[]).await?.first() {
+            Some(row) => Ok(Some((row.try_get(0)?, row.try_get(1)?))),
+            None => Ok(None),
+        }
+    }
+
     /// Why a check that needs `tables` and `indexes` cannot run, if it cannot.
     pub fn missing_prerequisite(&self, tables: &[&str], indexes: &[&str]) -> Option<String> {
         let schema = self.schema;
@@ -173,6 +182,8 @@ impl<'a> Reader<'a> {
 /// The newest block's epoch, through the primary key (as the tip check reads it).
 const TIP_EPOCH_SQL: &str = "SELECT epoch_no::bigint FROM block \
      WHERE block_no IS NOT NULL ORDER BY id DESC LIMIT 1";
+/// The newest block of all, through the primary key.
+const NEWEST_BLOCK_SQL: &str = "SELECT id, hash FROM block ORDER BY id DESC LIMIT 1";
 /// Why a check does not apply while [`Reader::tip_epoch`] finds no block.
 pub(crate) const NO_BLOCK: &str = "the database holds no block yet";
 

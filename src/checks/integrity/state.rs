@@ -15,6 +15,7 @@
 //! gone or replaced) — both keep the known results while the pass replaces them — and when
 //! the schema changed under the exporter (an upgrade), which forgets them.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,13 @@ struct Mark {
     hash: Vec<u8>,
 }
 
+/// A block remembered by id and hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Seen {
+    block_id: i64,
+    hash: Vec<u8>,
+}
+
 /// The key under which a rule keeps the partial result of the rows that belong to no epoch
 /// (the genesis block and its transactions): before every epoch.
 pub const GENESIS: i64 = -1;
@@ -80,9 +88,18 @@ pub struct Scope {
     /// Whether the rows that belong to no epoch (the genesis block and its transactions) are
     /// examined too: in the window that reaches epoch 0.
     pub genesis: bool,
+    /// Only blocks with a greater id, for a rule that examines block by block
+    /// ([`Incremental::BLOCKWISE`](super::Incremental::BLOCKWISE)): the window's earlier
+    /// blocks were examined by the last run, and what the rule finds now adds to that.
+    pub after_block: Option<i64>,
 }
 
 impl Scope {
+    /// [`Scope::after_block`] as an SQL bound: blocks with an id above it (-1: all blocks).
+    pub fn after_block_id(&self) -> i64 {
+        self.after_block.unwrap_or(-1)
+    }
+
     /// The parameters of a rule's SQL: `$1` is the first epoch to examine, `$2` the last.
     pub fn bounds(&self) -> [&(dyn ToSql + Sync); 2] {
         [&self.from, &self.to]
@@ -109,6 +126,11 @@ pub(crate) struct Run {
     tip_epoch: i64,
     started: Instant,
     mark: Mark,
+    /// The newest block in this run's snapshot.
+    newest: Seen,
+    /// Examine the newest epochs only after this block (the last run's newest block, still
+    /// there; block-wise rules only).
+    after_block: Option<i64>,
     stage_two: i64,
     /// First epoch of the newest epochs to re-examine first (an incremental run), until done.
     newest_from: Option<i64>,
@@ -136,6 +158,8 @@ pub(crate) struct EpochState<T> {
     budget: Duration,
     /// The first block of the tip epoch at the last run.
     mark: Option<Mark>,
+    /// The newest block at the last run that examined the tip epoch.
+    newest: Option<Seen>,
     stage_two: Option<i64>,
     results: BTreeMap<i64, T>,
     pass: Option<Pass>,
@@ -160,6 +184,16 @@ const BLOCK_HASH_SQL: &str = "SELECT hash FROM block WHERE id = $1::bigint";
 const EPOCH_FIRST_BLOCK_SQL: &str = "SELECT id, hash FROM block \
      WHERE epoch_no = $1::bigint ORDER BY id + 0 LIMIT 1";
 
+/// Whether the block `block_id` is still there with this hash, through the primary key.
+async fn still_there(db: &Reader<'_>, block_id: i64, hash: &[u8]) -> Result<bool, CheckError> {
+    Ok(
+        match db.query(BLOCK_HASH_SQL, &[&block_id]).await?.first() {
+            Some(row) => row.try_get::<_, Vec<u8>>(0)? == hash,
+            None => false,
+        },
+    )
+}
+
 impl<T> EpochState<T> {
     /// A state that knows nothing; runs keep examining a pass's older windows for `budget`.
     pub fn new(full_interval: Duration, budget: Duration) -> EpochState<T> {
@@ -167,6 +201,7 @@ impl<T> EpochState<T> {
             full_interval,
             budget,
             mark: None,
+            newest: None,
             stage_two: None,
             results: BTreeMap::new(),
             pass: None,
@@ -179,6 +214,7 @@ impl<T> EpochState<T> {
     /// Forgets everything: the next run starts a pass over the whole history.
     pub fn reset(&mut self) {
         self.mark = None;
+        self.newest = None;
         self.stage_two = None;
         self.results.clear();
         self.pass = None;
@@ -188,17 +224,22 @@ impl<T> EpochState<T> {
     }
 
     /// Starts a run: reads the tip, notices rollbacks and schema changes, and starts a pass
-    /// over the history when one is due. `None` while the database holds no block yet.
-    pub async fn begin(&mut self, db: &Reader<'_>) -> Result<Option<Run>, CheckError> {
+    /// over the history when one is due. `None` while the database holds no block yet. A
+    /// `blockwise` rule's incremental run examines only the blocks after the last run's
+    /// newest one, if that is still there.
+    pub async fn begin(
+        &mut self,
+        db: &Reader<'_>,
+        blockwise: bool,
+    ) -> Result<Option<Run>, CheckError> {
         let started = Instant::now();
-        let Some(tip_epoch) = db.tip_epoch().await? else {
+        let (Some(tip_epoch), Some((newest_id, newest_hash))) =
+            (db.tip_epoch().await?, db.newest_block().await?)
+        else {
             return Ok(None);
         };
         let mark_intact = match &self.mark {
-            Some(mark) => match db.query(BLOCK_HASH_SQL, &[&mark.block_id]).await?.first() {
-                Some(row) => row.try_get::<_, Vec<u8>>(0)? == mark.hash,
-                None => false,
-            },
+            Some(mark) => still_there(db, mark.block_id, &mark.hash).await?,
             None => false,
         };
         let restart = match &self.mark {
@@ -234,6 +275,14 @@ impl<T> EpochState<T> {
                 }
             }
         };
+        let after_block = match (&self.newest, restart) {
+            (Some(seen), None)
+                if blockwise && still_there(db, seen.block_id, &seen.hash).await? =>
+            {
+                Some(seen.block_id)
+            }
+            _ => None,
+        };
         let newest_from = match restart {
             // The last run's tip epoch, and everything after it: the epochs before were
             // complete then, and a rollback into them would have removed the first block of
@@ -262,6 +311,11 @@ impl<T> EpochState<T> {
             tip_epoch,
             started,
             mark,
+            newest: Seen {
+                block_id: newest_id,
+                hash: newest_hash,
+            },
+            after_block,
             stage_two: db.schema.stage_two,
             newest_from,
             pass_windows: 0,
@@ -280,6 +334,7 @@ impl<T> EpochState<T> {
                 from,
                 to: run.tip_epoch,
                 genesis: false,
+                after_block: run.after_block,
             });
         }
         let pass = self.pass?;
@@ -292,31 +347,46 @@ impl<T> EpochState<T> {
             from,
             to: pass.below - 1,
             genesis: from == 0,
+            after_block: None,
         })
     }
 
-    /// Stores the results of one examined window (which replace everything known about its
-    /// epochs, including epochs that now have no entry because nothing was found), and moves
-    /// the pass on; `took` is how long the examination took.
+    /// Stores the results of one examined window, and moves the pass on; `took` is how long
+    /// the examination took. They replace everything known about the window's epochs
+    /// (including epochs that now have no entry because nothing was found) — or, when the
+    /// window held only the blocks after the last run's newest one, are `add`ed to it.
     pub fn commit(
         &mut self,
         run: &mut Run,
         window: &Scope,
         fresh: BTreeMap<i64, T>,
         took: Duration,
+        add: impl Fn(&mut T, T),
     ) {
-        let first = if window.genesis { GENESIS } else { window.from };
-        // A window that reaches the tip also drops what a rollback removed above it.
-        let last = if window.reaches_tip() {
-            i64::MAX
+        if window.after_block.is_some() {
+            for (epoch, later) in fresh {
+                match self.results.entry(epoch) {
+                    Entry::Occupied(mut known) => add(known.get_mut(), later),
+                    Entry::Vacant(slot) => {
+                        slot.insert(later);
+                    }
+                }
+            }
         } else {
-            window.to
-        };
-        self.results
-            .retain(|epoch, _| !(first..=last).contains(epoch));
-        self.results.extend(fresh);
+            let first = if window.genesis { GENESIS } else { window.from };
+            // A window that reaches the tip also drops what a rollback removed above it.
+            let last = if window.reaches_tip() {
+                i64::MAX
+            } else {
+                window.to
+            };
+            self.results
+                .retain(|epoch, _| !(first..=last).contains(epoch));
+            self.results.extend(fresh);
+        }
         if window.reaches_tip() {
             self.mark = Some(run.mark.clone());
+            self.newest = Some(run.newest.clone());
             self.stage_two = Some(run.stage_two);
         }
         run.examined_from = run.examined_from.min(window.from);
@@ -387,6 +457,11 @@ mod tests {
                 block_id: 1,
                 hash: vec![1],
             },
+            newest: Seen {
+                block_id: 9,
+                hash: vec![9],
+            },
+            after_block: None,
             stage_two: 44,
             newest_from,
             pass_windows: 0,
@@ -406,6 +481,10 @@ mod tests {
         run
     }
 
+    fn add(known: &mut char, later: char) {
+        *known = later.max(*known);
+    }
+
     /// Examines every window the run asks for, with results from `found` (by epoch).
     fn examine_all(
         state: &mut EpochState<char>,
@@ -420,7 +499,7 @@ mod tests {
                 .map(|(k, v)| (*k, *v))
                 .collect();
             windows.push((window.from, window.to));
-            state.commit(run, &window, fresh, Duration::ZERO);
+            state.commit(run, &window, fresh, Duration::ZERO, add);
         }
         windows
     }
@@ -488,6 +567,7 @@ mod tests {
             &window,
             BTreeMap::from([(5, 'B'), (9, 'd')]),
             Duration::ZERO,
+            add,
         );
         assert_eq!(
             state.results(),

@@ -144,6 +144,12 @@ impl Incremental for TxBalanceRule {
     type Epoch = TxBalanceEpoch;
     type Ready = TxBalanceReady;
     type Seen = Inputs;
+    const BLOCKWISE: bool = true;
+
+    fn add(&self, epoch: &mut TxBalanceEpoch, later: TxBalanceEpoch) {
+        epoch.mismatches += later.mismatches;
+        epoch.imbalance += later.imbalance;
+    }
 
     async fn prerequisites(
         &self,

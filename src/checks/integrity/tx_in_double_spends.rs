@@ -88,6 +88,12 @@ impl Incremental for TxInDoubleSpendsRule {
     type Epoch = DoubleSpendEpoch;
     type Ready = ();
     type Seen = ();
+    const BLOCKWISE: bool = true;
+
+    fn add(&self, epoch: &mut DoubleSpendEpoch, later: DoubleSpendEpoch) {
+        epoch.outputs += later.outputs;
+        epoch.lovelace += later.lovelace;
+    }
 
     async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
         if let Some(why_not) = db.missing_prerequisite(&TABLES, &[]) {

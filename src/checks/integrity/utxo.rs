@@ -72,7 +72,8 @@ pub(super) async fn inputs(db: &Reader<'_>) -> Result<Result<Inputs, String>, Ch
     }))
 }
 
-/// The first and last transaction id of every epoch in `[$1, $2]` that has transactions.
+/// The first and last transaction id of every epoch in `[$1, $2]` that has transactions in
+/// blocks after block `$3` (-1: in any block).
 /// The epoch's first and last block come from `idx_block_epoch_no` (`id + 0` keeps the
 /// planner from walking `block_pkey` in id order, filtering on the epoch), then the lowest
 /// and highest block of that range that holds transactions from one descent of
@@ -81,7 +82,7 @@ pub(super) async fn inputs(db: &Reader<'_>) -> Result<Result<Inputs, String>, Ch
 const EPOCH_TX_IDS_SQL: &str = "SELECT e.no, r.lo, r.hi \
      FROM generate_series($1::bigint, $2::bigint) AS e(no) \
      CROSS JOIN LATERAL (SELECT min(b.id + 0) AS first, max(b.id + 0) AS last \
-                         FROM block b WHERE b.epoch_no = e.no) bl \
+                         FROM block b WHERE b.epoch_no = e.no AND b.id > $3::bigint) bl \
      CROSS JOIN LATERAL (SELECT \
          (SELECT min(tx.id) FROM tx WHERE tx.block_id = \
             (SELECT min(t.block_id) FROM tx t WHERE t.block_id BETWEEN bl.first AND bl.last)) AS lo, \
@@ -93,13 +94,15 @@ const EPOCH_TX_IDS_SQL: &str = "SELECT e.no, r.lo, r.hi \
 pub(super) type EpochTxIds = (i64, i64, i64);
 
 /// The transaction id range of every epoch of the window that has transactions (at most one
-/// row per epoch of the window: a few hundred on mainnet).
+/// row per epoch of the window: a few hundred on mainnet); of its blocks after
+/// [`Scope::after_block`], if set.
 pub(super) async fn epoch_tx_ids(
     db: &Reader<'_>,
     scope: &Scope,
 ) -> Result<Vec<EpochTxIds>, CheckError> {
     let mut ranges = Vec::new();
-    db.query_each(EPOCH_TX_IDS_SQL, &scope.bounds(), |row| {
+    let after = scope.after_block_id();
+    db.query_each(EPOCH_TX_IDS_SQL, &[&scope.from, &scope.to, &after], |row| {
         ranges.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
         Ok(())
     })

@@ -70,8 +70,8 @@ pub struct WithdrawalFindings {
     pub coverage: Coverage,
 }
 
-/// The addresses that withdrew a non-zero amount in epoch `$1` and whose withdrawals up to
-/// the end of `$1` exceed their `reward` rows spendable by `$1`, with that excess, in
+/// The addresses that withdrew a non-zero amount in epoch `$1` (in its blocks after block `$2`;
+/// -1: in any) and whose withdrawals up to the end of `$1` exceed their `reward` rows spendable by `$1`, with that excess, in
 /// address order.
 ///
 /// `min/max(b.id + 0)`: `+ 0` keeps the planner from walking `block_pkey` in id order and
@@ -87,7 +87,7 @@ pub struct WithdrawalFindings {
 const CANDIDATES_SQL: &str = "\
     WITH blocks AS ( \
       SELECT min(b.id + 0) AS first_id, max(b.id + 0) AS last_id \
-      FROM block b WHERE b.epoch_no = $1::bigint), \
+      FROM block b WHERE b.epoch_no = $1::bigint AND b.id > $2::bigint), \
     span AS MATERIALIZED ( \
       SELECT (SELECT t.id FROM tx t WHERE t.block_id >= blocks.first_id \
               ORDER BY t.block_id, t.id LIMIT 1) AS lo, \
@@ -145,6 +145,16 @@ impl Incremental for WithdrawalsRule {
     type Epoch = Vec<i64>;
     type Ready = ();
     type Seen = ();
+    // An address flagged in an epoch stays flagged as the epoch goes on (its withdrawals only
+    // grow; the rewards spendable in it were all written at its first block), and one that
+    // withdraws again after the last run is examined again with everything up to now.
+    const BLOCKWISE: bool = true;
+
+    fn add(&self, epoch: &mut Vec<i64>, later: Vec<i64>) {
+        epoch.extend(later);
+        epoch.sort_unstable();
+        epoch.dedup();
+    }
 
     async fn prerequisites(&self, db: &Reader<'_>) -> Result<Prerequisites<()>, CheckError> {
         let mut why_not = db.missing_prerequisite(&TABLES, &INDEXES);
@@ -169,9 +179,10 @@ impl Incremental for WithdrawalsRule {
         let mut fresh = BTreeMap::new();
         // One epoch at a time: the instant rewards that count depend on the epoch, and the
         // candidates held in memory are those of one epoch.
+        let after = scope.after_block_id();
         for epoch in scope.from..=scope.to {
             let mut candidates: Vec<(i64, i64)> = Vec::new();
-            db.query_each(CANDIDATES_SQL, &[&epoch], |row| {
+            db.query_each(CANDIDATES_SQL, &[&epoch, &after], |row| {
                 candidates.push((row.try_get(0)?, row.try_get(1)?));
                 Ok(())
             })
