@@ -33,6 +33,11 @@ pub use integrity::{
     MirTotals, PlanLog, PoolOwnerFindings, PoolOwnersCheck, PoolRefundFindings, PoolRefundsCheck,
     Pot, QueryPlan, RefundTotals,
 };
+pub use integrity::{
+    BlockNumberGapFindings, BlockNumberGapsCheck, BlockTimeDisorderCheck,
+    BlockTimeDisorderFindings, BlocksInFutureCheck, BlocksInFutureFindings, EpochRowFault,
+    EpochTableCheck, EpochTableFindings,
+};
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
 pub use size::{DatabaseSize, SizeCheck};
@@ -61,6 +66,14 @@ pub enum CheckName {
     BlockTxCounts,
     /// Pool certificates without owners.
     PoolOwners,
+    /// Breaks in the numbering of consecutive main blocks.
+    BlockNumberGaps,
+    /// Main blocks not strictly later than their predecessor.
+    BlockTimeDisorder,
+    /// Blocks whose time is after now.
+    BlocksInFuture,
+    /// Stored epoch rows vs their blocks and transactions.
+    EpochTable,
     /// Database and schema sizes, sessions by state.
     Size,
 }
@@ -79,6 +92,10 @@ impl CheckName {
             CheckName::EpochStake => "epoch_stake",
             CheckName::BlockTxCounts => "block_tx_counts",
             CheckName::PoolOwners => "pool_owners",
+            CheckName::BlockNumberGaps => "block_number_gaps",
+            CheckName::BlockTimeDisorder => "block_time_disorder",
+            CheckName::BlocksInFuture => "blocks_in_future",
+            CheckName::EpochTable => "epoch_table",
             CheckName::Size => "size",
         }
     }
@@ -114,6 +131,14 @@ pub enum Findings {
     BlockTxCounts(BlockTxCountFindings),
     /// From [`PoolOwnersCheck`].
     PoolOwners(PoolOwnerFindings),
+    /// From [`BlockNumberGapsCheck`].
+    BlockNumberGaps(BlockNumberGapFindings),
+    /// From [`BlockTimeDisorderCheck`].
+    BlockTimeDisorder(BlockTimeDisorderFindings),
+    /// From [`BlocksInFutureCheck`].
+    BlocksInFuture(BlocksInFutureFindings),
+    /// From [`EpochTableCheck`].
+    EpochTable(EpochTableFindings),
     /// From [`SizeCheck`].
     Size(DatabaseSize),
 }
@@ -147,6 +172,12 @@ impl Findings {
             Findings::EpochStake(_) => Some(0),
             Findings::BlockTxCounts(blocks) => Some(blocks.mismatches),
             Findings::PoolOwners(_) => Some(0),
+            Findings::BlockNumberGaps(blocks) => Some(blocks.gaps),
+            Findings::BlockTimeDisorder(blocks) => Some(blocks.disordered),
+            // A block in the future usually means a clock behind, not bad data, and it cures
+            // itself as time passes: alerted on, but not an integrity fault.
+            Findings::BlocksInFuture(_) => Some(0),
+            Findings::EpochTable(epochs) => Some(epochs.mismatches),
             Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)

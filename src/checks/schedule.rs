@@ -12,6 +12,7 @@ use super::{
     IntegritySettings, MirCheck, PoolOwnersCheck, PoolRefundsCheck, RollbackCheck, SizeCheck,
     TipCheck,
 };
+use super::{BlockNumberGapsCheck, BlockTimeDisorderCheck, BlocksInFutureCheck, EpochTableCheck};
 use crate::config::Config;
 
 /// Where checks are registered (the scheduler, or a test's stand-in).
@@ -47,5 +48,9 @@ pub fn schedule(config: &Config, registry: &mut impl Registry) {
     );
     registry.register(BlockTxCountsCheck::new(settings.clone()), integrity);
     registry.register(PoolOwnersCheck::new(settings.clone()), integrity);
+    registry.register(BlockNumberGapsCheck::new(settings.clone()), integrity);
+    registry.register(BlockTimeDisorderCheck::new(settings.clone()), integrity);
+    registry.register(BlocksInFutureCheck::new(settings.clone()), integrity);
+    registry.register(EpochTableCheck::new(settings.clone()), integrity);
     registry.register(EpochStakeCheck::new(settings), integrity);
 }

@@ -8,11 +8,14 @@
 //! - [`cluster`]: a PostgreSQL cluster per test process (or a private one that can be stopped
 //!   and restarted), fresh databases, and the low-privilege `dbsync_reader` role.
 //! - [`fixture`]: a builder that fills a database with blocks, rollbacks and epoch sync times.
+//! - [`blocks`]: block-level faults (a block's number or time), transactions with amounts,
+//!   the database's clock and the stored epoch rows.
 //! - [`ledger`]: ledger data on top of that chain (certificates, MIR, pools, rewards,
 //!   `ada_pots`, `epoch_param`, stake distributions), the same calls on every release.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod blocks;
 pub mod bootstrap;
 pub mod cluster;
 pub mod fixture;

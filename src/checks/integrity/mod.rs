@@ -17,6 +17,9 @@
 //! - [`mir`], [`pool_refunds`], [`ada_pots`], [`block_tx_counts`], [`pool_owners`]: the
 //!   incremental rules. [`epoch_stake`] reads one
 //!   row of the tip epoch and is a plain [`Check`](crate::checks::Check).
+//! - [`block_number_gaps`], [`block_time_disorder`], [`epoch_table`]: incremental rules
+//!   about blocks and the stored epoch rows; [`blocks_in_future`] compares with the clock,
+//!   so it is a plain check that probes one index on every run.
 
 pub mod ada_pots;
 pub mod block_tx_counts;
@@ -30,6 +33,11 @@ mod settings;
 mod sql;
 mod state;
 
+pub mod block_number_gaps;
+pub mod block_time_disorder;
+pub mod blocks_in_future;
+pub mod epoch_table;
+
 pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
 pub use block_tx_counts::{BlockTxCountFindings, BlockTxCountsCheck};
 pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
@@ -40,3 +48,8 @@ pub use pool_refunds::{PoolRefundFindings, PoolRefundsCheck, RefundTotals};
 pub use settings::{IntegritySettings, PlanLog, QueryPlan};
 pub use sql::Reader;
 pub use state::{Coverage, Scope, GENESIS};
+
+pub use block_number_gaps::{BlockNumberGapFindings, BlockNumberGapsCheck};
+pub use block_time_disorder::{BlockTimeDisorderCheck, BlockTimeDisorderFindings};
+pub use blocks_in_future::{BlocksInFutureCheck, BlocksInFutureFindings};
+pub use epoch_table::{EpochRowFault, EpochTableCheck, EpochTableFindings};
