@@ -18,7 +18,7 @@ use crate::size::park_sessions;
 const ROLE: &str = "dbsync_exporter";
 const PASSWORD: &str = "role-test-Pa55word";
 /// Every check the exporter registers.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 15] = [
     "tip",
     "rollback",
     "info",
@@ -29,6 +29,10 @@ const CHECKS: [&str; 11] = [
     "epoch_stake",
     "block_tx_counts",
     "pool_owners",
+    "block_number_gaps",
+    "block_time_disorder",
+    "blocks_in_future",
+    "epoch_table",
     "size",
 ];
 
