@@ -548,6 +548,53 @@ Growing: owners were lost (db-sync #251); compare the newest owner-less certific
 another instance, roll back or resync. Alert: `DbSyncPoolUpdatesWithoutOwner` (on an
 increase).
 """),
+    ("Gaps in the block numbering",
+     "dbsync_block_number_gaps", None, "{{instance}}",
+     """
+**`dbsync_block_number_gaps`**
+
+Pairs of consecutive main blocks (by `block_no`, then id; EBBs and the genesis row left out)
+whose numbers do not differ by exactly 1: a run of lost blocks counts 1, a repeated number 2
+(`cardano-db-tool validate`'s "block numbers contiguous"). Rollback id gaps do not count.
+
+**Healthy: 0.** Non-zero: blocks lost or written twice. Find the first gap (RUNBOOK), roll
+back past it or resync. Alert: `DbSyncBlockNumberGaps`.
+"""),
+    ("Block times out of order",
+     "dbsync_block_time_disorder", None, "{{instance}}",
+     """
+**`dbsync_block_time_disorder`**
+
+Main blocks (same order) whose `time` is not strictly later than the block before them; equal
+times count (db-tool's own test only finds repeats). EBBs are left out.
+
+**Healthy: 0.** Non-zero: corrupt block rows. Find them (RUNBOOK), compare with another
+instance, roll back or resync. Alert: `DbSyncBlockTimeDisorder`.
+"""),
+    ("Blocks in the future",
+     "dbsync_blocks_in_future", None, "{{instance}}",
+     """
+**`dbsync_blocks_in_future`**
+
+Blocks whose `time` is more than 60 s after the database server's clock (compared in UTC,
+whatever the TimeZone); read afresh on every run.
+
+**Healthy: 0.** Non-zero with only the newest blocks: a clock behind on the database or
+exporter host (fix NTP). Blocks years ahead: corrupt rows, resync. Alert:
+`DbSyncBlocksInFuture`.
+"""),
+    ("Stored epoch rows that do not match",
+     "dbsync_epoch_table_mismatches", None, "{{instance}}",
+     """
+**`dbsync_epoch_table_mismatches`**
+
+Finished epochs whose stored row (`epoch` table up to 13.7.1, `epoch_finalized` from 13.7.2)
+is missing or differs from their blocks and transactions in `out_sum`, `fees`, `tx_count`,
+`blk_count`, `start_time` or `end_time`. The running epoch is never compared.
+
+**Healthy: 0.** Non-zero: epoch summaries are wrong (db-sync #2118 in 13.7.0.x: upgrade to
+13.7.1+, which repairs them); otherwise resync. Alert: `DbSyncEpochTableMismatch`.
+"""),
 ]
 
 
@@ -558,7 +605,7 @@ def integrity():
         target(f"max by (network, instance) ({with_net('dbsync:integrity_problems:count')})", ref="A",
                instant=True, fmt="table"),
         target("max by (network, instance) ("
-               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"} == bool 0)')
+               + with_net('(dbsync_check_success{check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|block_number_gaps|block_time_disorder|blocks_in_future|epoch_table"} == bool 0)')
                + ")", ref="B", instant=True, fmt="table"),
         target(f"max by (network, instance) ({with_net('dbsync_epoch_stake_complete')})", ref="C", instant=True,
                fmt="table"),
@@ -575,7 +622,8 @@ def integrity():
                             ("mappings", vmap([(1, "yes", "green"), (0, "no", "orange")])))],
         description="Integrity problems = number of non-zero integrity series (recording rule "
                     "dbsync:integrity_problems:count). Integrity check failing = one of the mir, pool_refunds, "
-                    "ada_pots, epoch_stake, block_tx_counts, pool_owners checks failed its last run (its "
+                    "ada_pots, epoch_stake, block_tx_counts, pool_owners, block_number_gaps, block_time_disorder, "
+                    "blocks_in_future, epoch_table checks failed its last run (its "
                     "values are then stale)."), 24, 8)
     b.add(text("How to read this dashboard", """
 Every series below is **0 on a healthy database** (except the informational unclaimed refunds
@@ -619,7 +667,7 @@ breaks Koios' active-stake cache and pool/account stake endpoints. Alert:
                      steps=[(TH["epoch_stake_incomplete_progress_ratio"], "orange")]), 8, 8)
 
     b.row("Integrity checks")
-    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners"'
+    chk = 'check=~"mir|pool_refunds|ada_pots|epoch_stake|block_tx_counts|pool_owners|block_number_gaps|block_time_disorder|blocks_in_future|epoch_table"'
     b.add(state_timeline("Last run of the integrity checks", [
         target(f"dbsync_check_success{{{i}, {chk}}}", "{{instance}} {{check}}")], OK_MAP, steps=[]), 12, 8)
     b.add(timeseries("Time since last success", [
