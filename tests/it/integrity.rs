@@ -1,5 +1,6 @@
 //! The integrity checks (`mir`, `pool_refunds`, `ada_pots`, `epoch_stake`,
-//! `block_tx_counts`, `pool_owners`) against real
+//! `block_tx_counts`, `pool_owners`, `block_number_gaps`, `block_time_disorder`,
+//! `blocks_in_future`, `epoch_table`) against real
 //! fixtures of db-sync 13.2, 13.3 and 13.7.2+: every rule with its trap, applicability,
 //! incremental runs, rollbacks, query plans, and the metrics as a scrape shows them.
 //!

@@ -16,6 +16,10 @@
 //! an epoch's result depends only on the database, never on the window a run examines, and
 //! the sum over epochs is the count over the whole chain. A rollback only rewrites blocks of
 //! the epochs an incremental run re-examines (or, across a boundary, triggers a full run).
+//! One bound: a new block whose (corrupt) number falls inside an older epoch's range can
+//! change that older epoch's pairs too (it may fill a gap there); its own pair is counted at
+//! once, the older epoch's change at the next full re-check. Only an already wrong database
+//! gets such a block.
 //!
 //! Cost: one row per epoch from `generate_series`; each finds its number range through
 //! `idx_block_epoch_no` (`block_no + 0`, so the planner does not answer `min`/`max` by walking
