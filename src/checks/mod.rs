@@ -149,10 +149,12 @@ impl Findings {
     pub fn integrity_faults(&self) -> Option<u64> {
         // Counted: unpaid MIR payments, orphan instant rewards, missing pool refunds,
         // inconsistent or missing ada_pots epochs, 1 for a non-zero deviation of the newest
-        // epoch and blocks with a wrong tx_count. Not counted: unclaimed refunds (the ledger's
-        // rule, not an error), an incomplete stake distribution (normal early in an epoch) and
-        // pool certificates without owners (the ledger allows an empty owner set, so mainnet
-        // may have a legitimate floor; the alert fires on an increase instead).
+        // epoch, blocks with a wrong tx_count, block number gaps, disordered block times and
+        // mismatched stored epoch rows. Not counted: unclaimed refunds (the ledger's rule, not
+        // an error), an incomplete stake distribution (normal early in an epoch), pool
+        // certificates without owners (the ledger allows an empty owner set, so mainnet may
+        // have a legitimate floor; the alert fires on an increase instead) and blocks in the
+        // future (usually a clock behind, see below).
         match self {
             Findings::Mir(mir) => Some(
                 Pot::ALL
