@@ -603,6 +603,53 @@ ignores instant rewards and timing). Each address counts once.
 balances are wrong. Find the addresses (RUNBOOK), compare with another instance, roll back or
 resync. Alert: `DbSyncWithdrawalExcess`.
 """),
+    ("Gaps in the block numbering",
+     "dbsync_block_number_gaps", None, "{{instance}}",
+     """
+**`dbsync_block_number_gaps`**
+
+Pairs of consecutive main blocks (by `block_no`, then id; EBBs and the genesis row left out)
+whose numbers do not differ by exactly 1: a run of lost blocks counts 1, a repeated number 2
+(`cardano-db-tool validate`'s "block numbers contiguous"). Rollback id gaps do not count.
+
+**Healthy: 0.** Non-zero: blocks lost or written twice. Find the first gap (RUNBOOK), roll
+back past it or resync. Alert: `DbSyncBlockNumberGaps`.
+"""),
+    ("Block times out of order",
+     "dbsync_block_time_disorder", None, "{{instance}}",
+     """
+**`dbsync_block_time_disorder`**
+
+Main blocks (same order) whose `time` is not strictly later than the block before them; equal
+times count (db-tool's own test only finds repeats). EBBs are left out.
+
+**Healthy: 0.** Non-zero: corrupt block rows. Find them (RUNBOOK), compare with another
+instance, roll back or resync. Alert: `DbSyncBlockTimeDisorder`.
+"""),
+    ("Blocks in the future",
+     "dbsync_blocks_in_future", None, "{{instance}}",
+     """
+**`dbsync_blocks_in_future`**
+
+Blocks whose `time` is more than 60 s after the database server's clock (compared in UTC,
+whatever the TimeZone); read afresh on every run.
+
+**Healthy: 0.** Non-zero with only the newest blocks: a clock behind on the database or
+exporter host (fix NTP). Blocks years ahead: corrupt rows, resync. Alert:
+`DbSyncBlocksInFuture`.
+"""),
+    ("Stored epoch rows that do not match",
+     "dbsync_epoch_table_mismatches", None, "{{instance}}",
+     """
+**`dbsync_epoch_table_mismatches`**
+
+Finished epochs whose stored row (`epoch` table up to 13.7.1, `epoch_finalized` from 13.7.2)
+is missing or differs from their blocks and transactions in `out_sum`, `fees`, `tx_count`,
+`blk_count`, `start_time` or `end_time`. The running epoch is never compared.
+
+**Healthy: 0.** Non-zero: epoch summaries are wrong (db-sync #2118 in 13.7.0.x: upgrade to
+13.7.1+, which repairs them); otherwise resync. Alert: `DbSyncEpochTableMismatch`.
+"""),
 ]
 
 

@@ -294,6 +294,10 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
     integ("DbSyncAdaPotsInconsistent", "dbsync_ada_pots_inconsistent_epochs", {}, "3"),
     integ("DbSyncAdaPotsMissing", "dbsync_ada_pots_missing_epochs", {}, "3"),
     integ("DbSyncBlockTxCountMismatch", "dbsync_block_tx_count_mismatches", {}, "3"),
+    integ("DbSyncBlockNumberGaps", "dbsync_block_number_gaps", {}, "3"),
+    integ("DbSyncBlockTimeDisorder", "dbsync_block_time_disorder", {}, "3"),
+    integ("DbSyncBlocksInFuture", "dbsync_blocks_in_future", {}, "3"),
+    integ("DbSyncEpochTableMismatch", "dbsync_epoch_table_mismatches", {}, "3"),
     integ("DbSyncTxBalanceMismatch", "dbsync_tx_balance_mismatches", {}, "3"),
     integ("DbSyncTxInDoubleSpends", "dbsync_tx_in_double_spends", {}, "3"),
     test("DbSyncSupplyDrift: either sign, not zero", [
@@ -348,6 +352,10 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
         S(sel("dbsync_pool_refunds_unclaimed", A), "7x10"),
         S(sel("dbsync_block_tx_count_mismatches", A), "2x10"),
         S(sel("dbsync_pool_updates_without_owner", A), "3x10"),         # may be a floor
+        S(sel("dbsync_block_number_gaps", A), "1x10"),
+        S(sel("dbsync_block_time_disorder", A), "0x10"),
+        S(sel("dbsync_epoch_table_mismatches", A), "2x10"),
+        S(sel("dbsync_blocks_in_future", A), "5x10"),                   # usually a clock
         S(sel("dbsync_tx_balance_mismatches", A), "1x10"),
         S(sel("dbsync_supply_drift_lovelace", A), "-1x10"),             # derived: not counted
         S(sel("dbsync_withdrawal_excess_accounts", A), "1x10"),
@@ -356,7 +364,7 @@ dbsync_pool_refunds_unclaimed is informational and has no alert.""", [
         S(sel("dbsync_pool_refunds_unclaimed", B), "4x10"),             # not a fault
     ], [], [
         {"expr": "dbsync:integrity_problems:count", "eval_time": "5m", "exp_samples": [
-            {"labels": sel("dbsync:integrity_problems:count", A), "value": 6},
+            {"labels": sel("dbsync:integrity_problems:count", A), "value": 8},
             {"labels": sel("dbsync:integrity_problems:count", B), "value": 0},
         ]},
     ]),

@@ -28,15 +28,14 @@ use crate::db::Schema;
 pub use grest::{Grest, GrestCheck};
 pub use info::{Info, InfoCheck};
 pub use integrity::{
-    AdaPotsCheck, AdaPotsFindings, BlockTxCountFindings, BlockTxCountsCheck, Coverage,
-    EpochStakeCheck, EpochStakeFindings, IntegritySettings, MirCheck, MirFindings, MirPot,
-    MirTotals, PlanLog, PoolOwnerFindings, PoolOwnersCheck, PoolRefundFindings, PoolRefundsCheck,
-    Pot, QueryPlan, RefundTotals,
+    AdaPotsCheck, AdaPotsFindings, BlockNumberGapFindings, BlockNumberGapsCheck,
+    BlockTimeDisorderCheck, BlockTimeDisorderFindings, BlockTxCountFindings, BlockTxCountsCheck,
+    BlocksInFutureCheck, BlocksInFutureFindings, Coverage, DoubleSpendFindings, EpochRowFault,
+    EpochStakeCheck, EpochStakeFindings, EpochTableCheck, EpochTableFindings, IntegritySettings,
+    MirCheck, MirFindings, MirPot, MirTotals, PlanLog, PoolOwnerFindings, PoolOwnersCheck,
+    PoolRefundFindings, PoolRefundsCheck, Pot, QueryPlan, RefundTotals, TxBalanceCheck,
+    TxBalanceFindings, TxInDoubleSpendsCheck, WithdrawalFindings, WithdrawalsCheck,
 };
-pub use integrity::{
-    DoubleSpendFindings, TxBalanceCheck, TxBalanceFindings, TxInDoubleSpendsCheck,
-};
-pub use integrity::{WithdrawalFindings, WithdrawalsCheck};
 pub use rollback::{RollbackCheck, RollbackStats};
 pub use schedule::{schedule, Registry};
 pub use size::{DatabaseSize, SizeCheck};
@@ -71,6 +70,14 @@ pub enum CheckName {
     TxInDoubleSpends,
     /// Withdrawals beyond the rewards spendable by then.
     Withdrawals,
+    /// Breaks in the numbering of consecutive main blocks.
+    BlockNumberGaps,
+    /// Main blocks not strictly later than their predecessor.
+    BlockTimeDisorder,
+    /// Blocks whose time is after now.
+    BlocksInFuture,
+    /// Stored epoch rows vs their blocks and transactions.
+    EpochTable,
     /// Database and schema sizes, sessions by state.
     Size,
 }
@@ -92,6 +99,10 @@ impl CheckName {
             CheckName::TxBalance => "tx_balance",
             CheckName::TxInDoubleSpends => "tx_in_double_spends",
             CheckName::Withdrawals => "withdrawals",
+            CheckName::BlockNumberGaps => "block_number_gaps",
+            CheckName::BlockTimeDisorder => "block_time_disorder",
+            CheckName::BlocksInFuture => "blocks_in_future",
+            CheckName::EpochTable => "epoch_table",
             CheckName::Size => "size",
         }
     }
@@ -133,6 +144,14 @@ pub enum Findings {
     TxInDoubleSpends(DoubleSpendFindings),
     /// From [`WithdrawalsCheck`].
     Withdrawals(WithdrawalFindings),
+    /// From [`BlockNumberGapsCheck`].
+    BlockNumberGaps(BlockNumberGapFindings),
+    /// From [`BlockTimeDisorderCheck`].
+    BlockTimeDisorder(BlockTimeDisorderFindings),
+    /// From [`BlocksInFutureCheck`].
+    BlocksInFuture(BlocksInFutureFindings),
+    /// From [`EpochTableCheck`].
+    EpochTable(EpochTableFindings),
     /// From [`SizeCheck`].
     Size(DatabaseSize),
 }
@@ -150,7 +169,12 @@ impl Findings {
             Findings::TxBalance(balance) => Some(&balance.coverage),
             Findings::TxInDoubleSpends(spends) => Some(&spends.coverage),
             Findings::Withdrawals(found) => Some(&found.coverage),
-            Findings::EpochStake(_)
+            Findings::BlockNumberGaps(blocks) => Some(&blocks.coverage),
+            Findings::BlockTimeDisorder(blocks) => Some(&blocks.coverage),
+            Findings::EpochTable(epochs) => Some(&epochs.coverage),
+            // Reads everything afresh on every run: nothing to cover.
+            Findings::BlocksInFuture(_)
+            | Findings::EpochStake(_)
             | Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)
@@ -164,10 +188,13 @@ impl Findings {
     pub fn integrity_faults(&self) -> Option<u64> {
         // Counted: unpaid MIR payments, orphan instant rewards, missing pool refunds,
         // inconsistent or missing ada_pots epochs, 1 for a non-zero deviation of the newest
-        // epoch and blocks with a wrong tx_count. Not counted: unclaimed refunds (the ledger's
-        // rule, not an error), an incomplete stake distribution (normal early in an epoch) and
-        // pool certificates without owners (the ledger allows an empty owner set, so mainnet
-        // may have a legitimate floor; the alert fires on an increase instead).
+        // epoch, blocks with a wrong tx_count, unbalanced transactions, double-spent outputs,
+        // accounts that withdrew too much, block number gaps, disordered block times and
+        // mismatched stored epoch rows. Not counted: unclaimed refunds (the ledger's rule, not
+        // an error), an incomplete stake distribution (normal early in an epoch), pool
+        // certificates without owners (the ledger allows an empty owner set, so mainnet may
+        // have a legitimate floor; the alert fires on an increase instead) and blocks in the
+        // future (usually a clock behind, see below).
         match self {
             Findings::Mir(mir) => Some(
                 Pot::ALL
@@ -192,6 +219,12 @@ impl Findings {
             Findings::TxInDoubleSpends(spends) => Some(spends.double_spends),
             // Accounts that withdrew more than was spendable to them.
             Findings::Withdrawals(found) => Some(found.excess_accounts),
+            Findings::BlockNumberGaps(blocks) => Some(blocks.gaps),
+            Findings::BlockTimeDisorder(blocks) => Some(blocks.disordered),
+            // A block in the future usually means a clock behind, not bad data, and it cures
+            // itself as time passes: alerted on, but not an integrity fault.
+            Findings::BlocksInFuture(_) => Some(0),
+            Findings::EpochTable(epochs) => Some(epochs.mismatches),
             Findings::Tip(_)
             | Findings::Rollback(_)
             | Findings::Info(_)

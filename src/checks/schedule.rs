@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::WithdrawalsCheck;
 use super::{
-    AdaPotsCheck, BlockTxCountsCheck, Cadence, Check, EpochStakeCheck, GrestCheck, InfoCheck,
+    AdaPotsCheck, BlockNumberGapsCheck, BlockTimeDisorderCheck, BlockTxCountsCheck,
+    BlocksInFutureCheck, Cadence, Check, EpochStakeCheck, EpochTableCheck, GrestCheck, InfoCheck,
     IntegritySettings, MirCheck, PoolOwnersCheck, PoolRefundsCheck, RollbackCheck, SizeCheck,
-    TipCheck,
+    TipCheck, TxBalanceCheck, TxInDoubleSpendsCheck, WithdrawalsCheck,
 };
-use super::{TxBalanceCheck, TxInDoubleSpendsCheck};
 use crate::config::Config;
 
 /// Where checks are registered (the scheduler, or a test's stand-in).
@@ -55,5 +54,9 @@ pub fn schedule(config: &Config, registry: &mut impl Registry) {
     registry.register(TxBalanceCheck::new(settings.clone()), integrity);
     registry.register(TxInDoubleSpendsCheck::new(settings.clone()), integrity);
     registry.register(WithdrawalsCheck::new(settings.clone()), integrity);
+    registry.register(BlockNumberGapsCheck::new(settings.clone()), integrity);
+    registry.register(BlockTimeDisorderCheck::new(settings.clone()), integrity);
+    registry.register(BlocksInFutureCheck::new(settings.clone()), integrity);
+    registry.register(EpochTableCheck::new(settings.clone()), integrity);
     registry.register(EpochStakeCheck::new(settings), integrity);
 }

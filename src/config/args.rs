@@ -224,8 +224,9 @@ pub struct CheckArgs {
     pub check_timeout: HumanDuration,
 
     /// How often the integrity checks (mir, pool_refunds, ada_pots, epoch_stake,
-    /// block_tx_counts, pool_owners) run; after the first run they only re-examine the epochs
-    /// that can have changed.
+    /// block_tx_counts, pool_owners, block_number_gaps, block_time_disorder, blocks_in_future,
+    /// epoch_table) run; after the first run they only re-examine the epochs that can have
+    /// changed.
     #[arg(
         long = "integrity-interval",
         env = "DBSYNC_EXPORTER_INTEGRITY_INTERVAL",

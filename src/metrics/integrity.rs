@@ -23,6 +23,9 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::R
     encode_pool_owners(encoder, scrape)?;
     encode_tx_rules(encoder, scrape)?;
     encode_withdrawals(encoder, scrape)?;
+    encode_block_order(encoder, scrape)?;
+    encode_blocks_in_future(encoder, scrape)?;
+    encode_epoch_table(encoder, scrape)?;
     encode_coverage(encoder, scrape)
 }
 
@@ -295,6 +298,76 @@ fn encode_withdrawals(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::
             "dbsync_withdrawal_excess_accounts",
             "Stake addresses whose withdrawals up to some epoch exceed the rewards spendable to them by that epoch (reward plus instant rewards: MIR, treasury withdrawals, refunds).",
             int(found.excess_accounts),
+        )],
+    )
+}
+
+fn encode_block_order(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    if let Some(Findings::BlockNumberGaps(blocks)) = scrape.findings(CheckName::BlockNumberGaps) {
+        let cached = cached(
+            scrape,
+            CheckName::BlockNumberGaps,
+            blocks.coverage.full_interval,
+        );
+        noted_gauges(
+            encoder,
+            &cached,
+            &[(
+                "dbsync_block_number_gaps",
+                "Consecutive main blocks (ordered by block_no, then id; EBBs and the genesis row left out) whose block numbers do not differ by exactly 1.",
+                int(blocks.gaps),
+            )],
+        )?;
+    }
+    let Some(Findings::BlockTimeDisorder(blocks)) = scrape.findings(CheckName::BlockTimeDisorder)
+    else {
+        return Ok(());
+    };
+    let cached = cached(
+        scrape,
+        CheckName::BlockTimeDisorder,
+        blocks.coverage.full_interval,
+    );
+    noted_gauges(
+        encoder,
+        &cached,
+        &[(
+            "dbsync_block_time_disorder",
+            "Main blocks (ordered by block_no, then id) whose time is not strictly later than their predecessor's.",
+            int(blocks.disordered),
+        )],
+    )
+}
+
+fn encode_blocks_in_future(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::BlocksInFuture(future)) = scrape.findings(CheckName::BlocksInFuture) else {
+        return Ok(());
+    };
+    let every = scrape
+        .checks
+        .iter()
+        .find(|check| check.name == CheckName::BlocksInFuture)
+        .map_or_else(|| "?".into(), |check| human(check.cadence.interval));
+    gauge(
+        encoder,
+        "dbsync_blocks_in_future",
+        &format!("Blocks whose time is more than 60 s after the database server's clock (both UTC). Usually a clock behind, not bad data. Cached: the blocks_in_future check refreshes it every {every}."),
+        int(future.blocks),
+    )
+}
+
+fn encode_epoch_table(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let Some(Findings::EpochTable(epochs)) = scrape.findings(CheckName::EpochTable) else {
+        return Ok(());
+    };
+    let cached = cached(scrape, CheckName::EpochTable, epochs.coverage.full_interval);
+    noted_gauges(
+        encoder,
+        &cached,
+        &[(
+            "dbsync_epoch_table_mismatches",
+            "Finished epochs whose stored row (epoch table up to 13.7.1, epoch_finalized from 13.7.2) is missing or differs from their blocks and transactions in out_sum, fees, tx_count, blk_count, start_time or end_time.",
+            int(epochs.mismatches),
         )],
     )
 }

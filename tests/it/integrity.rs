@@ -1,5 +1,6 @@
 //! The integrity checks (`mir`, `pool_refunds`, `ada_pots`, `epoch_stake`,
-//! `block_tx_counts`, `pool_owners`) against real
+//! `block_tx_counts`, `pool_owners`, `block_number_gaps`, `block_time_disorder`,
+//! `blocks_in_future`, `epoch_table`) against real
 //! fixtures of db-sync 13.2, 13.3 and 13.7.2+: every rule with its trap, applicability,
 //! incremental runs, rollbacks, query plans, and the metrics as a scrape shows them.
 //!
@@ -140,6 +141,14 @@ impl Direct {
             .unwrap_or_else(|error| panic!("{} failed: {error}", check.name()));
         tx.commit().await.unwrap();
         verdict
+    }
+
+    /// The reason a check does not apply (panics if it does).
+    pub(crate) async fn not_applicable<C: Check>(&self, check: &mut C) -> String {
+        match self.run(check).await {
+            Verdict::NotApplicable(reason) => reason,
+            other => panic!("{}: expected not applicable, got {other:?}", check.name()),
+        }
     }
 
     async fn mir(&self, check: &mut MirCheck) -> MirFindings {
@@ -1487,3 +1496,583 @@ pub(crate) async fn no_sequential_scan_of_reward_tx_or_block(version: SchemaVers
 
 // === withdrawals (tests/it/integrity/withdrawals.rs: uses per_version!, Direct, big_fixture) ===
 mod withdrawals;
+// === block order, blocks in the future, the epoch table ===
+
+use dbsync_exporter::checks::{
+    BlockNumberGapsCheck, BlockTimeDisorderCheck, BlocksInFutureCheck, EpochRowFault,
+    EpochTableCheck, EpochTableFindings,
+};
+
+per_version! {
+    block_order_rules => super::block_order_rules;
+    block_order_incremental_and_rollback => super::block_order_incremental_and_rollback;
+    blocks_in_future_rules => super::blocks_in_future_rules;
+    epoch_table_rules => super::epoch_table_rules;
+    epoch_table_incremental_and_rollback => super::epoch_table_incremental_and_rollback;
+    block_rule_metrics_in_a_scrape => super::block_rule_metrics_in_a_scrape;
+    no_sequential_scan_in_block_rules => super::no_sequential_scan_in_block_rules;
+}
+
+impl Direct {
+    async fn gaps(&self, check: &mut BlockNumberGapsCheck) -> u64 {
+        match self.run(check).await {
+            Verdict::Found(Findings::BlockNumberGaps(found)) => found.gaps,
+            other => panic!("block_number_gaps: {other:?}"),
+        }
+    }
+
+    async fn disorder(&self, check: &mut BlockTimeDisorderCheck) -> u64 {
+        match self.run(check).await {
+            Verdict::Found(Findings::BlockTimeDisorder(found)) => found.disordered,
+            other => panic!("block_time_disorder: {other:?}"),
+        }
+    }
+
+    async fn future(&self, check: &mut BlocksInFutureCheck) -> u64 {
+        match self.run(check).await {
+            Verdict::Found(Findings::BlocksInFuture(found)) => found.blocks,
+            other => panic!("blocks_in_future: {other:?}"),
+        }
+    }
+
+    async fn epoch_table(&self, check: &mut EpochTableCheck) -> EpochTableFindings {
+        match self.run(check).await {
+            Verdict::Found(Findings::EpochTable(found)) => found,
+            other => panic!("epoch_table: {other:?}"),
+        }
+    }
+}
+
+/// The newest numbered block: `(id, block_no)`.
+async fn tip_block(fixture: &Fixture) -> (i64, i64) {
+    let (id, block_no, _) = fixture.tip().await.unwrap();
+    (id, block_no)
+}
+
+/// Adds `delta` to the tip block's number: the blocks appended after it continue from there.
+async fn renumber_tip(fixture: &Fixture, delta: i64) {
+    let (id, block_no) = tip_block(fixture).await;
+    fixture.set_block_no(id, Some(block_no + delta)).await;
+}
+
+/// A block's time as Unix seconds.
+async fn block_time(fixture: &Fixture, id: i64) -> i64 {
+    fixture
+        .client
+        .query_one(
+            "SELECT extract(epoch FROM time)::int8 FROM block WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// One trap or fault of the block order per epoch (0 to 8, the tip). Blocks are 20 s apart.
+async fn build_block_order(fixture: &mut Fixture, epochs: RangeInclusive<i64>) {
+    for epoch in epochs {
+        match epoch {
+            // Traps: the genesis row, then an EBB with the time of the main block after it.
+            0 | 1 => {
+                ebb(fixture, epoch, 0).await;
+                fixture.extend_into_epoch(epoch, 3, 20).await;
+            }
+            2 => {
+                // Traps: a rollback (new, higher ids for the same numbers), then ids that jump
+                // by ten (ids 1..n, then n+10..) with contiguous numbers.
+                fixture.extend_into_epoch(2, 4, 20).await;
+                fixture.rollback_and_replace(2).await;
+                fixture
+                    .execute("SELECT setval('block_id_seq', (SELECT max(id) FROM block) + 9)")
+                    .await;
+                fixture.extend_into_epoch(2, 3, 20).await;
+            }
+            3 => {
+                // One lost block.
+                fixture.extend_into_epoch(3, 3, 20).await;
+                renumber_tip(fixture, 1).await;
+                fixture.extend_into_epoch(3, 2, 20).await;
+            }
+            4 => {
+                // Two lost blocks in a row, at the boundary: the pair's earlier block is in
+                // epoch 3, so the predecessor comes from before the epoch's window.
+                fixture.extend_into_epoch(4, 1, 20).await;
+                renumber_tip(fixture, 2).await;
+                fixture.extend_into_epoch(4, 2, 20).await;
+            }
+            5 => {
+                // A repeated number: n, n, n+2 (two pairs); times still increase.
+                let ids = fixture.extend_into_epoch(5, 3, 20).await;
+                let (_, tip_no) = tip_block(fixture).await;
+                fixture.set_block_no(ids[1], Some(tip_no - 2)).await;
+                fixture.extend_into_epoch(5, 1, 20).await;
+            }
+            6 => {
+                // A block at its predecessor's time.
+                let ids = fixture.extend_into_epoch(6, 3, 20).await;
+                let time = block_time(fixture, ids[0]).await;
+                fixture.set_block_time(ids[1], time).await;
+            }
+            7 => {
+                // A block earlier than its predecessor (the block after it is later again).
+                let ids = fixture.extend_into_epoch(7, 3, 20).await;
+                let time = block_time(fixture, ids[0]).await;
+                fixture.set_block_time(ids[1], time - 5).await;
+            }
+            8 => {
+                // The tip block lost a number.
+                fixture.extend_into_epoch(8, 2, 20).await;
+                fixture.extend_into_epoch(8, 1, 20).await;
+                renumber_tip(fixture, 1).await;
+            }
+            _ => unreachable!("epoch {epoch}"),
+        }
+    }
+}
+
+fn gaps_expected() -> BTreeMap<i64, u64> {
+    BTreeMap::from([(3, 1), (4, 1), (5, 2), (8, 1)])
+}
+
+fn disorder_expected() -> BTreeMap<i64, u64> {
+    BTreeMap::from([(6, 1), (7, 1)])
+}
+
+pub(crate) async fn block_order_rules(version: SchemaVersion) {
+    let db = Cluster::shared().create_database("block_order").await;
+    // Stage-3 indexes suffice: the checks apply during initial sync.
+    let mut fixture = ledger_fixture(&db, version, IndexSet::InitialSync).await;
+    build_block_order(&mut fixture, 0..=8).await;
+    let direct = Direct::new(&db);
+    let mut gaps = BlockNumberGapsCheck::new(IntegritySettings::new(DAY));
+    let mut disorder = BlockTimeDisorderCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.gaps(&mut gaps).await, 5, "{version}");
+    assert_eq!(gaps.epochs(), &gaps_expected(), "{version}");
+    assert_eq!(direct.disorder(&mut disorder).await, 2, "{version}");
+    assert_eq!(disorder.epochs(), &disorder_expected(), "{version}");
+
+    // Without idx_block_block_no the pairs would be found by scanning block.
+    fixture.execute("DROP INDEX idx_block_block_no").await;
+    for reason in [
+        direct.not_applicable(&mut gaps).await,
+        direct.not_applicable(&mut disorder).await,
+    ] {
+        assert!(reason.contains("idx_block_block_no"), "{reason}");
+    }
+}
+
+pub(crate) async fn block_order_incremental_and_rollback(version: SchemaVersion) {
+    let db = Cluster::shared()
+        .create_database("block_order_incremental")
+        .await;
+    let mut fixture = ledger_fixture(&db, version, IndexSet::NearTip).await;
+    build_block_order(&mut fixture, 0..=5).await;
+    let direct = Direct::new(&db);
+    let mut gaps = BlockNumberGapsCheck::new(IntegritySettings::new(DAY));
+    let mut disorder = BlockTimeDisorderCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.gaps(&mut gaps).await, 4);
+    assert_eq!(direct.disorder(&mut disorder).await, 0);
+
+    // New epochs: the incremental runs examine epochs 4 to 8 and equal a full run.
+    build_block_order(&mut fixture, 6..=8).await;
+    assert_eq!(direct.gaps(&mut gaps).await, 5);
+    assert_eq!(direct.disorder(&mut disorder).await, 2);
+    let mut fresh_gaps = BlockNumberGapsCheck::new(IntegritySettings::new(DAY));
+    let mut fresh_disorder = BlockTimeDisorderCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.gaps(&mut fresh_gaps).await, 5);
+    assert_eq!(direct.disorder(&mut fresh_disorder).await, 2);
+    assert_eq!(gaps.epochs(), fresh_gaps.epochs());
+    assert_eq!(disorder.epochs(), fresh_disorder.epochs());
+    assert_eq!(gaps.epochs(), &gaps_expected());
+
+    // A rollback of the faulty tip block, and db-sync writing the next number: the tip
+    // epoch is re-examined incrementally and its gap is gone.
+    fixture.truncate(1).await;
+    fixture.extend_into_epoch(8, 1, 20).await;
+    assert_eq!(direct.gaps(&mut gaps).await, 4);
+    let mut expected = gaps_expected();
+    expected.remove(&8);
+    assert_eq!(gaps.epochs(), &expected);
+    // A db-sync rollback replaces the top two blocks with new ids: nothing changes.
+    fixture.rollback_and_replace(2).await;
+    assert_eq!(direct.gaps(&mut gaps).await, 4);
+    assert_eq!(direct.disorder(&mut disorder).await, 2);
+    // The replacement tip repeats its predecessor's time: found in the re-examined epoch.
+    let (tip, _) = tip_block(&fixture).await;
+    let before: i64 = fixture
+        .client
+        .query_one(
+            "SELECT extract(epoch FROM time)::int8 FROM block \
+             WHERE block_no IS NOT NULL AND id < $1 ORDER BY id DESC LIMIT 1",
+            &[&tip],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    fixture.set_block_time(tip, before).await;
+    assert_eq!(direct.disorder(&mut disorder).await, 3);
+    let mut fresh = BlockTimeDisorderCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.disorder(&mut fresh).await, 3);
+    assert_eq!(disorder.epochs(), fresh.epochs());
+}
+
+// === blocks_in_future ===
+
+pub(crate) async fn blocks_in_future_rules(version: SchemaVersion) {
+    let db = Cluster::shared().create_database("blocks_in_future").await;
+    let mut fixture = ledger_fixture(&db, version, IndexSet::NearTip).await;
+    fixture.extend_into_epoch(0, 3, 20).await;
+    // Every time is relative to the database's clock: the test holds at any time of day.
+    let now = fixture.db_now_unix().await;
+    let hour_ago = fixture.extend_into_epoch(0, 1, 20).await[0];
+    fixture.set_block_time(hour_ago, now - 3_600).await;
+    let tip = fixture.extend_into_epoch(0, 1, 20).await[0];
+    fixture.set_block_time(tip, now - 5).await; // trap: a tip seconds old
+    let direct = Direct::new(&db);
+    let mut check = BlocksInFutureCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.future(&mut check).await, 0, "{version}");
+
+    let skewed = fixture.extend_into_epoch(0, 1, 20).await[0];
+    fixture.set_block_time(skewed, now + 30).await; // trap: within the tolerance
+    assert_eq!(direct.future(&mut check).await, 0, "{version}");
+    let ahead = fixture.extend_into_epoch(0, 1, 20).await[0];
+    fixture.set_block_time(ahead, now + 3_600).await; // fault
+    assert_eq!(direct.future(&mut check).await, 1, "{version}");
+
+    // A database whose default TimeZone is far from UTC, either way: the same answer, where
+    // the naive `time > now()` is wrong (0 on UTC+14, four blocks on UTC-7/-8).
+    for (zone, naive) in [("Pacific/Kiritimati", 0), ("America/Los_Angeles", 4)] {
+        fixture
+            .execute(&format!(
+                "ALTER DATABASE \"{}\" SET TimeZone = '{zone}'",
+                db.name
+            ))
+            .await;
+        // New sessions pick the setting up: a new pool, and a new plain connection.
+        let direct = Direct::new(&db);
+        let mut check = BlocksInFutureCheck::new(IntegritySettings::new(DAY));
+        assert_eq!(direct.future(&mut check).await, 1, "{version} {zone}");
+        let session = db.connect().await;
+        let shown: String = session
+            .query_one("SHOW TimeZone", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(shown, zone);
+        let wrong: i64 = session
+            .query_one("SELECT count(*) FROM block WHERE time > now()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(wrong, naive, "{zone}: the trap is real");
+    }
+
+    // Before the stage-4 index the count would scan block.
+    fixture.execute("DROP INDEX idx_block_time").await;
+    let reason = direct.not_applicable(&mut check).await;
+    assert!(reason.contains("idx_block_time"), "{reason}");
+}
+
+// === epoch_table ===
+
+/// A block in `epoch` with transactions `(out_sum, fee, valid)`; returns its id.
+async fn block_with_amounts(fixture: &mut Fixture, epoch: i64, txs: &[(i64, i64, bool)]) -> i64 {
+    let block = fixture.block_in_epoch(epoch).await;
+    for (out_sum, fee, valid) in txs {
+        fixture.tx_with(block, *out_sum, *fee, *valid).await;
+    }
+    block
+}
+
+/// Corrupts one field of epoch `epoch`'s stored row.
+async fn corrupt_epoch_row(fixture: &Fixture, epoch: i64, set: &str) {
+    let table = fixture.epoch_table();
+    fixture
+        .execute(&format!("UPDATE {table} SET {set} WHERE no = {epoch}"))
+        .await;
+}
+
+/// One trap or fault of the stored epoch rows per epoch (0 to 10, the tip). Each epoch's row
+/// is written as db-sync writes it, at the first block of the next epoch, then corrupted.
+async fn build_epoch_table(fixture: &mut Fixture, epochs: RangeInclusive<i64>) {
+    for epoch in epochs {
+        // The row of the previous epoch, written at this epoch's first block (epoch 9's is
+        // missing: a fault).
+        if epoch > 0 && epoch - 1 != 9 {
+            fixture.write_epoch_row(epoch - 1).await;
+        }
+        match epoch {
+            0 => {
+                // Traps: genesis transactions belong to no epoch; an EBB; no transaction
+                // in the epoch (stored 0/0/0).
+                let genesis: i64 = fixture
+                    .client
+                    .query_one("SELECT id FROM block WHERE epoch_no IS NULL", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                for _ in 0..3 {
+                    fixture.tx_with(genesis, 1_000_000_000, 0, true).await;
+                }
+                ebb(fixture, 0, 0).await;
+                fixture.extend_into_epoch(0, 2, 20).await;
+            }
+            1 => {
+                // Trap: an EBB counts in blk_count.
+                ebb(fixture, 1, 0).await;
+                block_with_amounts(fixture, 1, &[(3_000_000, 170_000, true)]).await;
+            }
+            2 => {
+                // Trap: two-transaction blocks, one invalid (its collateral is its fee, its
+                // collateral return its out_sum; db-sync sums them like any other).
+                block_with_amounts(
+                    fixture,
+                    2,
+                    &[(5_000_000, 200_000, true), (1_000_000, 300_000, false)],
+                )
+                .await;
+                block_with_amounts(
+                    fixture,
+                    2,
+                    &[(7_000_000, 180_000, true), (2_000_000, 190_000, true)],
+                )
+                .await;
+            }
+            3..=9 => {
+                block_with_amounts(fixture, epoch, &[(4_000_000, 170_000, true)]).await;
+                block_with_amounts(fixture, epoch, &[]).await;
+            }
+            10 => {
+                // The running epoch: up to 13.7.1 its row is rewritten as blocks arrive
+                // (stale here by one block); from 13.7.2 it has none. Never compared.
+                block_with_amounts(fixture, 10, &[(4_000_000, 170_000, true)]).await;
+                if fixture.version != SchemaVersion::V13_7 {
+                    fixture.write_epoch_row(10).await;
+                }
+                block_with_amounts(fixture, 10, &[(1_000_000, 170_000, true)]).await;
+            }
+            _ => unreachable!("epoch {epoch}"),
+        }
+        // Faults: each field wrong in its own epoch, once the epoch's row is written.
+        let corruption = match epoch - 1 {
+            3 => "out_sum = out_sum + 1",
+            4 => "fees = fees + 1",
+            5 => "tx_count = tx_count + 1",
+            6 => "blk_count = blk_count - 1",
+            7 => "start_time = start_time - interval '1 second'",
+            8 => "end_time = end_time + interval '1 second'",
+            _ => continue,
+        };
+        corrupt_epoch_row(fixture, epoch - 1, corruption).await;
+    }
+}
+
+fn differs(field: &'static str) -> EpochRowFault {
+    EpochRowFault::Differs(vec![field])
+}
+
+fn epoch_table_expected() -> BTreeMap<i64, EpochRowFault> {
+    BTreeMap::from([
+        (3, differs("out_sum")),
+        (4, differs("fees")),
+        (5, differs("tx_count")),
+        (6, differs("blk_count")),
+        (7, differs("start_time")),
+        (8, differs("end_time")),
+        (9, EpochRowFault::Missing),
+    ])
+}
+
+pub(crate) async fn epoch_table_rules(version: SchemaVersion) {
+    let db = Cluster::shared().create_database("epoch_table").await;
+    // Stage-3 indexes suffice: the check applies during initial sync.
+    let mut fixture = ledger_fixture(&db, version, IndexSet::InitialSync).await;
+    build_epoch_table(&mut fixture, 0..=0).await;
+    let direct = Direct::new(&db);
+    let mut check = EpochTableCheck::new(IntegritySettings::new(DAY));
+    // No stored row yet (13.7.2+ with epoch sync disabled looks the same): not applicable.
+    let reason = direct.not_applicable(&mut check).await;
+    assert!(reason.contains(fixture.epoch_table()), "{reason}");
+
+    build_epoch_table(&mut fixture, 1..=10).await;
+    let found = direct.epoch_table(&mut check).await;
+    assert!(found.coverage.full_run);
+    assert_eq!(check.epochs(), &epoch_table_expected(), "{version}");
+    assert_eq!((found.mismatches, found.missing), (7, 1));
+
+    // Two fields wrong in one epoch are one epoch, both fields named.
+    corrupt_epoch_row(&fixture, 3, "tx_count = tx_count + 5").await;
+    let mut fresh = EpochTableCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.epoch_table(&mut fresh).await.mismatches, 7);
+    assert_eq!(
+        fresh.epochs()[&3],
+        EpochRowFault::Differs(vec!["out_sum", "tx_count"])
+    );
+
+    fixture.execute("DROP INDEX idx_tx_block_id").await;
+    let reason = direct.not_applicable(&mut fresh).await;
+    assert!(reason.contains("idx_tx_block_id"), "{reason}");
+}
+
+pub(crate) async fn epoch_table_incremental_and_rollback(version: SchemaVersion) {
+    let db = Cluster::shared()
+        .create_database("epoch_table_incremental")
+        .await;
+    let mut fixture = ledger_fixture(&db, version, IndexSet::NearTip).await;
+    build_epoch_table(&mut fixture, 0..=5).await;
+    let direct = Direct::new(&db);
+    let mut check = EpochTableCheck::new(IntegritySettings::new(DAY));
+    // Epoch 5 is running: its (corrupt-to-be) row is not there yet, and it is not compared.
+    assert_eq!(direct.epoch_table(&mut check).await.mismatches, 2);
+
+    build_epoch_table(&mut fixture, 6..=10).await;
+    let second = direct.epoch_table(&mut check).await;
+    assert!(!second.coverage.full_run);
+    assert_eq!(second.coverage.from_epoch, 5, "the last run's tip epoch, now finished");
+    let mut fresh = EpochTableCheck::new(IntegritySettings::new(DAY));
+    assert_eq!(direct.epoch_table(&mut fresh).await.mismatches, 7);
+    assert_eq!(check.epochs(), fresh.epochs());
+    assert_eq!(check.epochs(), &epoch_table_expected());
+
+    // A rollback inside the running epoch changes nothing.
+    fixture.rollback_and_replace(1).await;
+    let after = direct.epoch_table(&mut check).await;
+    assert!(!after.coverage.full_run);
+    assert_eq!(after.mismatches, 7);
+    // A rollback to the end of epoch 9: the tip epoch goes down, everything is re-examined,
+    // and epoch 9 (missing its row) is the running epoch again.
+    fixture.truncate(2).await;
+    let after = direct.epoch_table(&mut check).await;
+    assert!(after.coverage.full_run);
+    assert_eq!(after.coverage.tip_epoch, 9);
+    let mut expected = epoch_table_expected();
+    expected.remove(&9);
+    assert_eq!(check.epochs(), &expected);
+}
+
+// === the scrape ===
+
+pub(crate) async fn block_rule_metrics_in_a_scrape(version: SchemaVersion) {
+    let db = Cluster::shared()
+        .create_database("block_rules_scrape")
+        .await;
+    let mut fixture = ledger_fixture(&db, version, IndexSet::NearTip).await;
+    build_block_order(&mut fixture, 0..=7).await;
+    // The stored rows of epochs 0 to 6, epoch 2's wrong; epoch 7 is running.
+    for epoch in 0..=6 {
+        fixture.write_epoch_row(epoch).await;
+    }
+    corrupt_epoch_row(&fixture, 2, "fees = fees + 7").await;
+    let now = fixture.db_now_unix().await;
+    let ahead = fixture.extend_into_epoch(7, 2, 20).await;
+    fixture.set_block_time(ahead[0], now + 7_200).await;
+    fixture.set_block_time(ahead[1], now + 7_220).await;
+
+    let mut settings = config(&db.reader_url());
+    settings.checks.integrity_interval = Duration::from_millis(300);
+    let exporter = Exporter::start(settings).await;
+    let checks = [
+        "block_number_gaps",
+        "block_time_disorder",
+        "blocks_in_future",
+        "epoch_table",
+    ];
+    for check in checks {
+        wait_for_value(
+            &exporter,
+            &format!("dbsync_check_applicable{{check=\"{check}\"}}"),
+            1.0,
+        )
+        .await;
+    }
+    let body = exporter.metrics().await;
+    for line in [
+        "dbsync_block_number_gaps 4",
+        "dbsync_block_time_disorder 2",
+        "dbsync_blocks_in_future 2",
+        "dbsync_epoch_table_mismatches 1",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "{line} missing in:\n{body}"
+        );
+    }
+    for check in checks {
+        assert_eq!(
+            must(&body, &format!("dbsync_check_success{{check=\"{check}\"}}")),
+            1.0
+        );
+    }
+    assert!(
+        body.contains("# HELP dbsync_blocks_in_future Blocks whose time"),
+        "{body}"
+    );
+    exporter.shutdown().await;
+}
+
+// === query plans ===
+
+pub(crate) async fn no_sequential_scan_in_block_rules(version: SchemaVersion) {
+    let db = Cluster::shared().create_database("block_rule_plans").await;
+    let fixture = big_fixture(&db, version).await;
+    // Stored rows for the 39 finished epochs, as db-sync writes them; one of them wrong.
+    let table = fixture.epoch_table();
+    let id = if table == "epoch_finalized" {
+        "b.epoch_no + 1, "
+    } else {
+        ""
+    };
+    let id_column = if id.is_empty() { "" } else { "id, " };
+    fixture
+        .execute(&format!(
+            "INSERT INTO {table} ({id_column}out_sum, fees, tx_count, blk_count, no, start_time, \
+                 end_time) \
+             SELECT {id}coalesce(sum(t.out_sum), 0), coalesce(sum(t.fee), 0), count(t.id), \
+                 count(DISTINCT b.id), b.epoch_no, min(b.time), max(b.time) \
+             FROM block b LEFT JOIN tx t ON t.block_id = b.id \
+             WHERE b.epoch_no < 439 GROUP BY b.epoch_no;
+             UPDATE {table} SET fees = fees + 1 WHERE no = 420;
+             ANALYZE"
+        ))
+        .await;
+    let direct = Direct::new(&db);
+    let plans = PlanLog::default();
+    let settings = IntegritySettings::new(DAY).explain_into(plans.clone());
+    let mut gaps = BlockNumberGapsCheck::new(settings.clone());
+    let mut disorder = BlockTimeDisorderCheck::new(settings.clone());
+    let mut future = BlocksInFutureCheck::new(settings.clone());
+    let mut epochs = EpochTableCheck::new(settings);
+    // A full run, then an incremental one: their epoch ranges, and so their plans, differ.
+    for _ in 0..2 {
+        assert_eq!(direct.gaps(&mut gaps).await, 0);
+        assert_eq!(direct.disorder(&mut disorder).await, 0);
+        assert_eq!(direct.future(&mut future).await, 0);
+        assert_eq!(direct.epoch_table(&mut epochs).await.mismatches, 1);
+    }
+    let recorded = plans.plans();
+    assert!(recorded.len() >= 8, "{} plans", recorded.len());
+    let mut report = String::new();
+    for plan in &recorded {
+        report.push_str(&format!("--- {}\n{}\n", plan.sql, plan.plan));
+        for table in ["tx", "block"] {
+            assert!(
+                !plan.plan.contains(&format!("Seq Scan on {table} ")),
+                "{version}: sequential scan on {table}:\n{}\n{}",
+                plan.sql,
+                plan.plan
+            );
+        }
+    }
+    for index in [
+        "idx_block_block_no",
+        "idx_block_epoch_no",
+        "idx_block_time",
+        "idx_tx_block_id",
+    ] {
+        assert!(
+            report.contains(index),
+            "{version}: no plan uses {index}:\n{report}"
+        );
+    }
+    eprintln!("=== block rule query plans on {version} ===\n{report}");
+}

@@ -18,7 +18,7 @@ use crate::size::park_sessions;
 const ROLE: &str = "dbsync_exporter";
 const PASSWORD: &str = "role-test-Pa55word";
 /// Every check the exporter registers.
-const CHECKS: [&str; 14] = [
+const CHECKS: [&str; 18] = [
     "tip",
     "rollback",
     "info",
@@ -32,6 +32,10 @@ const CHECKS: [&str; 14] = [
     "tx_balance",
     "tx_in_double_spends",
     "withdrawals",
+    "block_number_gaps",
+    "block_time_disorder",
+    "blocks_in_future",
+    "epoch_table",
     "size",
 ];
 

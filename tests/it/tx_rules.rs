@@ -481,13 +481,6 @@ impl Direct {
             other => panic!("tx_in_double_spends: {other:?}"),
         }
     }
-
-    async fn not_applicable<C: dbsync_exporter::checks::Check>(&self, check: &mut C) -> String {
-        match self.run(check).await {
-            Verdict::NotApplicable(reason) => reason,
-            other => panic!("{}: expected not applicable, got {other:?}", check.name()),
-        }
-    }
 }
 
 /// The supply identity the slow way: genesis − (UTxO + fees + deposits + donations of valid

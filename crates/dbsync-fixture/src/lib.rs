@@ -10,12 +10,15 @@
 //! - [`fixture`]: a builder that fills a database with blocks, rollbacks and epoch sync times.
 //! - [`utxo`]: transactions with their accounting columns, outputs, inputs, withdrawals and
 //!   the collateral/reference declarations of valid Plutus transactions.
+//! - [`blocks`]: block-level faults (a block's number or time), transactions with amounts,
+//!   the database's clock and the stored epoch rows.
 //! - [`ledger`]: ledger data on top of that chain (certificates, MIR, pools, rewards,
 //!   `ada_pots`, `epoch_param`, stake distributions), the same calls on every release.
 //! - [`withdrawals`]: `withdrawal` rows, script stake addresses and invalid transactions.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod blocks;
 pub mod bootstrap;
 pub mod cluster;
 pub mod fixture;

@@ -15,14 +15,23 @@
 //! - `sql`: the query helpers and the SQL the rules share.
 //! - `params`: the protocol parameters by epoch.
 //! - [`mir`], [`pool_refunds`], [`ada_pots`], [`block_tx_counts`], [`pool_owners`]: the
-//!   incremental rules. [`tx_balance`] and [`tx_in_double_spends`]: the transaction-level
-//!   rules (and, derived from them, the supply drift), sharing `utxo` (the `tx_out` variant,
-//!   each epoch's transaction ids). [`withdrawals`]: withdrawals against the rewards
-//!   spendable by then. [`epoch_stake`] reads one row of the tip epoch and is a plain [`Check`](crate::checks::Check).
+//!   incremental rules of the first wave and db-tool's BlockTxs and PoolOwner.
+//! - [`tx_balance`] and [`tx_in_double_spends`]: the transaction-level rules (and, derived
+//!   from them, the supply drift), sharing `utxo` (the `tx_out` variant, each epoch's
+//!   transaction ids). [`withdrawals`]: withdrawals against the rewards spendable by then.
+//! - [`block_number_gaps`], [`block_time_disorder`], [`epoch_table`]: incremental rules about
+//!   blocks and the stored epoch rows.
+//! - [`blocks_in_future`] compares with the clock, so it is a plain
+//!   [`Check`](crate::checks::Check) that probes one index on every run; so is
+//!   [`epoch_stake`], which reads one row of the tip epoch.
 
 pub mod ada_pots;
+pub mod block_number_gaps;
+pub mod block_time_disorder;
 pub mod block_tx_counts;
+pub mod blocks_in_future;
 pub mod epoch_stake;
+pub mod epoch_table;
 mod incremental;
 pub mod mir;
 mod params;
@@ -37,8 +46,12 @@ mod utxo;
 pub mod withdrawals;
 
 pub use ada_pots::{AdaPotsCheck, AdaPotsFindings};
+pub use block_number_gaps::{BlockNumberGapFindings, BlockNumberGapsCheck};
+pub use block_time_disorder::{BlockTimeDisorderCheck, BlockTimeDisorderFindings};
 pub use block_tx_counts::{BlockTxCountFindings, BlockTxCountsCheck};
+pub use blocks_in_future::{BlocksInFutureCheck, BlocksInFutureFindings};
 pub use epoch_stake::{EpochStakeCheck, EpochStakeFindings};
+pub use epoch_table::{EpochRowFault, EpochTableCheck, EpochTableFindings};
 pub use incremental::{Examined, Incremental, IntegrityCheck, Prerequisites};
 pub use mir::{MirCheck, MirFindings, MirPot, MirTotals, Pot};
 pub use pool_owners::{PoolOwnerFindings, PoolOwnersCheck};
