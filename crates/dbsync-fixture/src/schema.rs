@@ -16,6 +16,9 @@ const STAGE3_V13_3: &str = include_str!("../sql/stage3_v13_3.sql");
 const STAGE4: &str = include_str!("../sql/stage4.sql");
 const STAGE4_EPOCH_TABLE: &str = include_str!("../sql/stage4_epoch_table.sql");
 const GREST: &str = include_str!("../sql/grest.sql");
+const STAGE2_UTXO: &str = include_str!("../sql/stage2_utxo.sql");
+const V13_6_UTXO: &str = include_str!("../sql/v13_6_utxo.sql");
+const STAGE4_UTXO: &str = include_str!("../sql/stage4_utxo.sql");
 
 /// A db-sync release line whose schema differs in ways the exporter cares about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +152,11 @@ pub fn ddl(version: SchemaVersion, indexes: IndexSet) -> String {
     if !version.epoch_is_table() {
         parts.push(V13_7_DELTA);
     }
+    // UTxO and withdrawal tables (and 13.6's `consumed_by_tx_id`).
+    parts.push(STAGE2_UTXO);
+    if matches!(version, SchemaVersion::V13_6 | SchemaVersion::V13_7) {
+        parts.push(V13_6_UTXO);
+    }
     parts.push(STAGE3);
     if version.has_13_3_changes() {
         parts.push(STAGE3_V13_3);
@@ -169,6 +177,8 @@ pub fn near_tip_ddl(version: SchemaVersion) -> String {
         sql.push('\n');
         sql.push_str(STAGE4_EPOCH_TABLE);
     }
+    sql.push('\n');
+    sql.push_str(STAGE4_UTXO);
     sql
 }
 

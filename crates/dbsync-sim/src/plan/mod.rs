@@ -5,6 +5,7 @@
 
 pub mod layout;
 pub mod ledger;
+pub mod utxo;
 
 use dbsync_fixture::SchemaVersion;
 
@@ -27,6 +28,8 @@ pub struct Plan {
     pub layout: Layout,
     /// Certificates and what the ledger derived from them.
     pub ledger: Ledger,
+    /// Inputs, outputs, deposits and the UTxO traps.
+    pub utxo: utxo::Utxo,
     /// `slot_leader.id` of the first Byron delegate.
     pub leader_base: i64,
     /// Seed (also salts hashes).
@@ -53,6 +56,8 @@ pub struct PlanInput<'a> {
     pub first_tx_id: i64,
     /// First free `slot_leader.id`.
     pub leader_base: i64,
+    /// `tx.id` of the genesis transactions (one per [`crate::GENESIS_OUTPUTS`] entry).
+    pub genesis_txs: Vec<i64>,
 }
 
 impl Plan {
@@ -95,11 +100,30 @@ impl Plan {
         });
         ledger::place(&mut ledger, &layout.epochs);
         ledger::replay(&mut ledger, &ledger_input, &layout.epochs, &rng);
+        if input.genesis_txs.len() != crate::GENESIS_OUTPUTS.len() {
+            return Err(SimError::Invalid(format!(
+                "the genesis block holds {} transactions, not {} (run `dbsync-sim init` again)",
+                input.genesis_txs.len(),
+                crate::GENESIS_OUTPUTS.len()
+            )));
+        }
+        // One more stake address that never registers and gets no reward: the zero
+        // withdrawal trap's.
+        ledger.stake_addresses += 1;
+        let utxo = utxo::plan(&utxo::UtxoInput {
+            network: net,
+            layout: &layout,
+            ledger: &ledger,
+            donations: input.version != SchemaVersion::V13_2,
+            genesis_txs: &input.genesis_txs,
+            rewardless_addr: ledger.stake_addresses,
+        });
         Ok(Plan {
             network: net.clone(),
             version: input.version,
             layout,
             ledger,
+            utxo,
             leader_base: input.leader_base,
             seed: input.seed,
             until_unix: input.until_unix,
@@ -134,8 +158,9 @@ mod tests {
             seed: 42,
             until_unix: 1_795_668_222,
             first_block_id: 2,
-            first_tx_id: 1,
+            first_tx_id: 7,
             leader_base: 2,
+            genesis_txs: (1..=6).collect(),
         })
         .unwrap()
     }
