@@ -584,13 +584,13 @@ pub async fn apply(
                 ),
             },
             (Fault::BlockTimeDisorder, Stage::Chain) => (
-                "UPDATE block SET time = (SELECT time FROM block WHERE id = $1 - 1) WHERE id = $1"
+                "UPDATE block SET time = (SELECT time FROM block WHERE id = $1::int8 - 1) WHERE id = $1::int8"
                     .into(),
                 vec![eb.first_block_id + 1],
             ),
             (Fault::EpochTableMismatch, Stage::EpochRows) => (
                 format!(
-                    "UPDATE {} SET fees = fees + 1 WHERE no = $1",
+                    "UPDATE {} SET fees = fees + 1 WHERE no = $1::int8",
                     if plan.version == dbsync_fixture::SchemaVersion::V13_7 {
                         "epoch_finalized"
                     } else {
