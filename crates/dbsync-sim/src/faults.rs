@@ -678,5 +678,53 @@ mod tests {
         assert_eq!("all".parse::<FaultSet>().unwrap(), FaultSet::all());
         assert_eq!("".parse::<FaultSet>().unwrap(), FaultSet::none());
         assert!("missing-everything".parse::<FaultSet>().is_err());
+        assert_eq!(
+            "future-block,double-spend"
+                .parse::<FaultSet>()
+                .unwrap()
+                .0
+                .len(),
+            2
+        );
+    }
+
+    fn plan() -> Plan {
+        Plan::build(&crate::plan::PlanInput {
+            network: &crate::Network::known("mainnet").unwrap(),
+            version: dbsync_fixture::SchemaVersion::V13_6,
+            sizes: crate::Scale::Small.sizes(),
+            seed: 42,
+            until_unix: 1_795_668_222,
+            first_block_id: 2,
+            first_tx_id: 7,
+            leader_base: 2,
+            genesis_txs: (1..=6).collect(),
+        })
+        .unwrap()
+    }
+
+    /// Every fault moves only its own series; the drift of `tx-imbalance` and
+    /// `double-spend` adds up.
+    #[test]
+    fn expectations_combine() {
+        let clean = expectations(&plan(), &[]);
+        let mut p = plan();
+        let planted = plant(&mut p, &FaultSet::all()).unwrap();
+        assert_eq!(planted.len(), Fault::ALL.len());
+        let all = expectations(&p, &planted);
+        assert_eq!(clean.len(), all.len());
+        let changed: Vec<&Expectation> = all.iter().filter(|e| !clean.contains(e)).collect();
+        let value = |s: &str| all.iter().find(|e| e.series == s).unwrap().value;
+        assert_eq!(value(DRIFT), -1_000_000 - crate::DOUBLE_SPENT_VALUE);
+        // Seven series of the first five faults (MIR and refunds with their amounts), one
+        // per new fault, and the drift shared by two of them.
+        assert_eq!(changed.len(), 7 + 9 + 1, "{changed:#?}");
+        for p in &planted {
+            for e in &p.expect {
+                if e.series != DRIFT {
+                    assert_eq!(value(&e.series), e.value, "{}", p.fault);
+                }
+            }
+        }
     }
 }

@@ -257,6 +257,74 @@ mod tests {
         }
     }
 
+    /// The UTxO plan, replayed transaction by transaction exactly as the load writes it:
+    /// every input spends an existing output that nothing else spent, every output is
+    /// non-negative, and every valid transaction balances (invalid ones: collateral in =
+    /// fee + return). Withdrawals enter as arbitrary amounts, since the load derives them
+    /// from the reward rows (their bound is tested against the database in tests/sim.rs).
+    #[test]
+    fn every_transaction_balances_and_no_output_is_spent_twice() {
+        for (network, version) in [
+            ("mainnet", SchemaVersion::V13_6),
+            ("preview", SchemaVersion::V13_2),
+            ("preprod", SchemaVersion::V13_7),
+        ] {
+            let p = plan(network, version);
+            let u = &p.utxo;
+            let mut unspent: BTreeMap<(i64, i32), i64> = u
+                .genesis_txs
+                .iter()
+                .zip(crate::GENESIS_OUTPUTS)
+                .map(|(t, v)| ((*t, 0), v))
+                .collect();
+            let wdr = |t: i64| (t % 7) * 1_000_000;
+            let mut invalid = 0;
+            let mut change = crate::GENESIS_RESERVOIR;
+            for s in p.layout.segments.iter().filter(|s| s.txs() > 0) {
+                for n in 0..s.txs() {
+                    let t = s.first_tx_id + n;
+                    let bi = n % s.txs_per_block;
+                    // B(t) = B(t - 1) - DRAIN - extra(t), from the reservoir on.
+                    change -= utxo::DRAIN + u.adjustments.get(&t).map_or(0, |a| a.extra);
+                    if n % 5_000 == 0 {
+                        assert_eq!(change, u.change_of(t));
+                    }
+                    let rows = u.rows_of(t, bi, wdr(t), wdr(t - 1), change);
+                    let mut ins = 0;
+                    for i in &rows.inputs {
+                        ins += unspent.remove(i).unwrap_or_else(|| {
+                            panic!("{network}: tx {t} spends {i:?} twice or before it exists")
+                        });
+                    }
+                    let outs: i64 = rows.outputs.iter().map(|o| o.1).sum();
+                    assert!(rows.outputs.iter().all(|o| o.1 >= 0), "{network}: tx {t}");
+                    if rows.valid {
+                        assert_eq!(
+                            ins + wdr(t),
+                            outs + rows.fee + rows.deposit.unwrap_or(0) + rows.donation,
+                            "{network}: tx {t} balances"
+                        );
+                    } else {
+                        invalid += 1;
+                        assert_eq!(ins, outs + rows.fee, "{network}: invalid tx {t}");
+                        assert_eq!(rows.deposit, Some(0));
+                    }
+                    for (index, value) in rows.outputs {
+                        unspent.insert((t, index), value);
+                    }
+                }
+            }
+            assert!(invalid >= 2, "{network}: {invalid} invalid traps");
+            // Declared collateral and reference inputs point at outputs another tx spent.
+            for (t, o, i) in u.declared.collateral.iter().chain(&u.declared.reference) {
+                assert!(
+                    !unspent.contains_key(&(*o, *i)),
+                    "{network}: {t} declares {o}#{i}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn certificates_are_in_chain_order() {
         let p = plan("mainnet", SchemaVersion::V13_6);

@@ -379,9 +379,11 @@ pub struct TxRows {
 
 impl Utxo {
     /// The rows of transaction `t` at block index `bi`, exactly as `load::write_txs`
-    /// computes them, with `withdrawals` (lovelace) of the transaction and of its
-    /// predecessor. Mirrors the SQL so that the plan's invariants can be tested in Rust.
-    pub fn rows_of(&self, t: i64, bi: i64, wdr: i64, wdr_prev: i64) -> TxRows {
+    /// computes them, with the withdrawals (lovelace) of the transaction and of its
+    /// predecessor and its change `B(t)` ([`Utxo::change_of`], passed in so that a caller
+    /// walking the chain can keep it as a running value). Mirrors the SQL so that the plan's
+    /// invariants can be tested in Rust.
+    pub fn rows_of(&self, t: i64, bi: i64, wdr: i64, wdr_prev: i64, change: i64) -> TxRows {
         let none = TxAdj::default();
         let a = self.adjustments.get(&t).unwrap_or(&none);
         if let Some(inv) = &a.invalid {
@@ -412,7 +414,7 @@ impl Utxo {
         }
         TxRows {
             inputs,
-            outputs: vec![(0, self.change_of(t)), (1, out1)],
+            outputs: vec![(0, change), (1, out1)],
             fee: fee_at(bi) + a.fee_delta,
             deposit: (!a.deposit_null).then_some(a.deposit),
             donation: a.donation,
