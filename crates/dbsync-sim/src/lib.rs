@@ -16,8 +16,9 @@
 //! - [`network`]: eras and protocol versions per network, on top of [`slots`].
 //! - [`scale`]: what `small`, `mainnet` and `N` mean in rows.
 //! - [`mod@init`]: `init` — schema, `schema_version`, `meta`, genesis row.
-//! - [`plan`]: the history, decided in Rust: block layout per epoch, certificates, and the
-//!   ledger replay that derives instant rewards, refunds and pots from them.
+//! - [`plan`]: the history, decided in Rust: block layout per epoch, certificates, the
+//!   ledger replay that derives instant rewards, refunds and pots from them, and the UTxO
+//!   plan (a chain of change outputs from a genesis reservoir, deposits, the UTxO traps).
 //! - [`load`]: writes a plan with server-side bulk SQL.
 //! - [`faults`]: the faults `--faults` can plant and what the exporter should report.
 //! - [`mod@generate`]: `generate` — plan, load, plant, index, analyze, report.

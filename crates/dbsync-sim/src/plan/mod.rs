@@ -1,5 +1,6 @@
 //! The history, decided in Rust before anything is written: where every block and
-//! transaction goes ([`layout`]) and what the ledger did ([`ledger`]). Large tables (block,
+//! transaction goes ([`layout`]), what the ledger did ([`ledger`]) and where the ADA goes
+//! ([`utxo`]). Large tables (block,
 //! tx, epoch_stake, reward) are then expanded server-side from this compact description;
 //! small ones (certificates, instant rewards, pots) are written row by row from it.
 
