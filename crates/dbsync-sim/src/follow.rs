@@ -364,22 +364,46 @@ impl Follower {
         let id: i64 = row.get(0);
         for index in 0..txs {
             let tx_hash = self.rng.hash32().to_vec();
-            client
+            let fee = crate::plan::utxo::fee_at(index);
+            // Spend the newest unspent output (the previous transaction's change), keep the
+            // change and pay 10 ADA: the transaction balances with deposit 0.
+            let written = client
                 .execute(
-                    "INSERT INTO tx (hash, block_id, block_index, out_sum, fee, deposit, size, \
-                        valid_contract, script_size) \
-                     VALUES ($1::bytea, $2::int8, $3::int8, $4::int8, $5::int8, 0, $6::int8, true, 0)",
+                    "WITH src AS (
+                        SELECT o.tx_id, o.index, o.value::int8 AS value FROM tx_out o
+                        WHERE o.tx_id = (SELECT max(id) FROM tx)
+                          AND NOT EXISTS (SELECT 1 FROM tx_in i
+                                          WHERE i.tx_out_id = o.tx_id AND i.tx_out_index = o.index)
+                        ORDER BY o.index LIMIT 1),
+                     t AS (
+                        INSERT INTO tx (hash, block_id, block_index, out_sum, fee, deposit, size,
+                                        valid_contract, script_size)
+                        SELECT $1::bytea, $2::int8, $3::int8, src.value - $4::int8, $4::int8, 0,
+                               $5::int8, true, 0 FROM src
+                        RETURNING id),
+                     i AS (
+                        INSERT INTO tx_in (tx_in_id, tx_out_id, tx_out_index)
+                        SELECT t.id, src.tx_id, src.index FROM t, src RETURNING 1)
+                     INSERT INTO tx_out (tx_id, index, address, address_has_script, value)
+                     SELECT t.id, o.i, 'addr1simfollow', false,
+                            CASE WHEN o.i = 0 THEN src.value - $4::int8 - $6::int8 ELSE $6::int8 END
+                     FROM t, src, (VALUES (0), (1)) AS o(i)",
                     &[
                         &tx_hash,
                         &id,
                         &index,
-                        &(10_000_000 + 2_500_000 * index),
-                        &(170_000 + 1_000 * index),
+                        &fee,
                         &(250 + self.rng.range(0, 750)),
+                        &crate::plan::utxo::DRAIN,
                     ],
                 )
                 .await
                 .context("inserting a transaction")?;
+            if written != 2 {
+                return Err(SimError::Invalid(
+                    "the newest transaction has no unspent output to spend (generate first)".into(),
+                ));
+            }
         }
         Ok((id, hash))
     }
@@ -559,9 +583,25 @@ impl Follower {
 
         // One transaction: delete every block >= N, insert the new block N.
         let tx = client.transaction().await.context("BEGIN")?;
-        tx.execute("DELETE FROM tx WHERE block_id = ANY($1::int8[])", &[&ids])
-            .await
-            .context("deleting rolled-back transactions")?;
+        // db-sync deletes what hangs off the removed transactions with them.
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS sim_doomed (id int8);
+             TRUNCATE sim_doomed;
+             INSERT INTO sim_doomed SELECT id FROM tx WHERE block_id IN ({ids});
+             DELETE FROM tx_in WHERE tx_in_id IN (SELECT id FROM sim_doomed);
+             DELETE FROM tx_out WHERE tx_id IN (SELECT id FROM sim_doomed);
+             DELETE FROM withdrawal WHERE tx_id IN (SELECT id FROM sim_doomed);
+             DELETE FROM collateral_tx_in WHERE tx_in_id IN (SELECT id FROM sim_doomed);
+             DELETE FROM reference_tx_in WHERE tx_in_id IN (SELECT id FROM sim_doomed);
+             DELETE FROM tx WHERE id IN (SELECT id FROM sim_doomed);",
+            ids = ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await
+        .context("deleting rolled-back transactions")?;
         tx.execute("DELETE FROM block WHERE id = ANY($1::int8[])", &[&ids])
             .await
             .context("deleting rolled-back blocks")?;

@@ -126,6 +126,17 @@ pub async fn generate_on(
             "the database already holds {existing} blocks (generate needs a fresh `init`)"
         )));
     }
+    let genesis_txs: Vec<i64> = client
+        .query(
+            "SELECT tx.id FROM tx JOIN block b ON b.id = tx.block_id \
+             WHERE b.previous_id IS NULL ORDER BY tx.id",
+            &[],
+        )
+        .await
+        .context("reading the genesis transactions")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let until_unix = opts.until_unix.unwrap_or_else(crate::unix_now);
     let progress = Progress::new(opts.progress);
 
@@ -139,6 +150,7 @@ pub async fn generate_on(
         first_block_id: row.get(1),
         first_tx_id: row.get(2),
         leader_base: row.get(3),
+        genesis_txs,
     })?;
     let planted = faults::plant(&mut plan, &opts.faults)?;
     plan_phase.inc(1);
@@ -148,20 +160,36 @@ pub async fn generate_on(
     load::prepare_session(second).await?;
     load::autovacuum(client, false).await?;
     load::write_entities(client, &plan).await?;
+    // Blocks, certificates and instant rewards on one connection while the other writes the
+    // stake distribution and its rewards; withdrawals need both (they are derived from the
+    // reward rows), transactions need the withdrawals, and go on both connections.
     let chain = async {
         load::write_blocks(client, &plan, &progress).await?;
-        load::write_txs(client, &plan, &progress).await?;
         load::write_certificates(client, &plan, &progress).await?;
-        let epochs = progress.phase("epoch rows", 2);
         load::write_ledger_rewards(client, &plan).await?;
-        epochs.inc(1);
-        load::write_epoch_rows(client, &plan).await?;
-        epochs.inc(1);
-        epochs.finish();
+        load::stage_adjustments(client, &plan).await?;
         Ok::<(), SimError>(())
     };
     let stake = load::write_stake(second, &plan, &progress);
     tokio::try_join!(chain, stake)?;
+    let epochs = progress.phase("withdrawals and epoch rows", 4);
+    load::write_withdrawals(client, &plan).await?;
+    faults::apply(client, &plan, &planted, faults::Stage::Withdrawals).await?;
+    load::stage_withdrawals(client).await?;
+    epochs.inc(1);
+    tokio::try_join!(
+        load::write_txs(client, &plan, &progress, (0, 2)),
+        load::write_txs(second, &plan, &progress, (1, 2)),
+    )?;
+    load::write_special_txs(client, &plan).await?;
+    faults::apply(client, &plan, &planted, faults::Stage::Chain).await?;
+    epochs.inc(1);
+    load::write_epoch_rows(client, &plan).await?;
+    load::write_epoch_aggregates(client, &plan).await?;
+    faults::apply(client, &plan, &planted, faults::Stage::EpochRows).await?;
+    load::drop_staging(client).await?;
+    epochs.inc(2);
+    epochs.finish();
     load::sync_sequences(client).await?;
     load::autovacuum(client, true).await?;
 
@@ -201,6 +229,7 @@ async fn count_rows(client: &Client, plan: &Plan) -> Result<Vec<(String, i64)>, 
         "stake_deregistration",
         "pool_hash",
         "pool_update",
+        "pool_owner",
         "pool_retire",
         "reserve",
         "treasury",
@@ -212,6 +241,11 @@ async fn count_rows(client: &Client, plan: &Plan) -> Result<Vec<(String, i64)>, 
         "ada_pots",
         "epoch_param",
         "epoch_sync_time",
+        "tx_out",
+        "tx_in",
+        "withdrawal",
+        "collateral_tx_in",
+        "reference_tx_in",
     ];
     tables.push(if plan.version == SchemaVersion::V13_7 {
         "epoch_finalized"

@@ -55,10 +55,29 @@ pub async fn init(client: &Client, opts: &InitOptions) -> Result<(), SimError> {
                 slot_leader_id, size, time, tx_count, proto_major, proto_minor) \
              SELECT sha256(convert_to('{name} genesis', 'UTF8')), NULL, NULL, NULL, NULL, NULL, \
                 (SELECT min(id) FROM slot_leader), 0, \
-                timestamp '1970-01-01' + {start} * interval '1 second', 0, 0, 0;",
-            name = opts.network.name()
+                timestamp '1970-01-01' + {start} * interval '1 second', {n}, 0, 0;",
+            name = opts.network.name(),
+            n = crate::GENESIS_OUTPUTS.len()
         ))
         .await
         .context("inserting the genesis block")?;
+    // One transaction per genesis distribution entry, one output each, no inputs, fee 0,
+    // deposit 0, size 0 (db-sync's `Era/Byron/Genesis.hs`): their outputs are the genesis
+    // supply every later output descends from.
+    let values: Vec<i64> = crate::GENESIS_OUTPUTS.to_vec();
+    client
+        .execute(
+            "WITH g AS (SELECT v, i - 1 AS i FROM unnest($1::int8[]) WITH ORDINALITY AS u(v, i)), \
+             t AS (INSERT INTO tx (hash, block_id, block_index, out_sum, fee, deposit, size, \
+                                   valid_contract, script_size) \
+                   SELECT sha256(convert_to($2::text || ' genesis tx ' || g.i, 'UTF8')), \
+                          (SELECT min(id) FROM block), g.i, g.v, 0, 0, 0, true, 0 \
+                   FROM g ORDER BY g.i RETURNING id, block_index, out_sum) \
+             INSERT INTO tx_out (tx_id, index, address, address_has_script, value) \
+             SELECT t.id, 0, 'Ae2genesis' || t.block_index, false, t.out_sum FROM t",
+            &[&values, &opts.network.name()],
+        )
+        .await
+        .context("inserting the genesis transactions")?;
     Ok(())
 }

@@ -16,8 +16,9 @@
 //! - [`network`]: eras and protocol versions per network, on top of [`slots`].
 //! - [`scale`]: what `small`, `mainnet` and `N` mean in rows.
 //! - [`mod@init`]: `init` — schema, `schema_version`, `meta`, genesis row.
-//! - [`plan`]: the history, decided in Rust: block layout per epoch, certificates, and the
-//!   ledger replay that derives instant rewards, refunds and pots from them.
+//! - [`plan`]: the history, decided in Rust: block layout per epoch, certificates, the
+//!   ledger replay that derives instant rewards, refunds and pots from them, and the UTxO
+//!   plan (a chain of change outputs from a genesis reservoir, deposits, the UTxO traps).
 //! - [`load`]: writes a plan with server-side bulk SQL.
 //! - [`faults`]: the faults `--faults` can plant and what the exporter should report.
 //! - [`mod@generate`]: `generate` — plan, load, plant, index, analyze, report.
@@ -59,6 +60,30 @@ pub const POOL_DEPOSIT: i64 = 500_000_000;
 
 /// Stake key deposit (`epoch_param.key_deposit`).
 pub const KEY_DEPOSIT: i64 = 2_000_000;
+
+/// Values of the genesis outputs, one genesis transaction each, in `tx.id` order (the
+/// genesis supply is their sum). Each has a job in the simulated history:
+/// 0. the reservoir every generated transaction's change descends from ([`GENESIS_RESERVOIR`]);
+/// 1. a second collateral input of the Babbage phase-2-invalid trap;
+/// 2. a second collateral input of the Conway phase-2-invalid trap;
+/// 3. the only collateral of the Alonzo phase-2-invalid trap (no collateral return in Alonzo);
+/// 4. spent by an early Shelley transaction, and again by the `double-spend` fault;
+/// 5. never spent, like the unredeemed AVVM outputs on mainnet.
+pub const GENESIS_OUTPUTS: [i64; 6] = [
+    GENESIS_RESERVOIR,
+    1_000_000_000,
+    1_000_000_000,
+    5_000_000,
+    DOUBLE_SPENT_VALUE,
+    30_000_000_000_000_000,
+];
+
+/// The reservoir (1e9 ADA): every generated transaction spends the previous one's change,
+/// which shrinks by [`crate::load::DRAIN`] plus deposits and donations per transaction.
+pub const GENESIS_RESERVOIR: i64 = 1_000_000_000_000_000;
+
+/// Value of genesis output 4, the one the `double-spend` fault spends a second time.
+pub const DOUBLE_SPENT_VALUE: i64 = 7_000_000;
 
 /// Connects to `url` and drives the connection on a spawned task.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, SimError> {

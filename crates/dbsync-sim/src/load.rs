@@ -39,7 +39,15 @@ pub async fn prepare_session(client: &Client) -> Result<(), SimError> {
 }
 
 /// Tables that a bulk load fills with millions of rows.
-const BULK_TABLES: [&str; 4] = ["block", "tx", "epoch_stake", "reward"];
+const BULK_TABLES: [&str; 7] = [
+    "block",
+    "tx",
+    "epoch_stake",
+    "reward",
+    "tx_out",
+    "tx_in",
+    "withdrawal",
+];
 
 /// Turns autovacuum off for the bulk tables during the load (insert-triggered vacuums would
 /// compete for the two cores with the load itself) and back to the server default after.
@@ -212,22 +220,213 @@ pub async fn write_blocks(
     Ok(())
 }
 
-/// The `tx` rows: `txs_per_block` per regular block, fee and value by position in the block.
-pub async fn write_txs(client: &Client, plan: &Plan, progress: &Progress) -> Result<(), SimError> {
-    const SQL: &str = "
-        INSERT INTO tx (id, hash, block_id, block_index, out_sum, fee, deposit, size,
-                        valid_contract, script_size)
-        SELECT i.id,
-               int8send(i.id) || substr(sha256(int8send(i.id) || $5::bytea || '\\x74'::bytea), 9),
-               s.first_block_id + g.j, t.t,
-               10000000 + 2500000 * t.t, 170000 + 1000 * t.t, 0, 250 + i.id % 750, true, 0
-        FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[])
-             AS s(first_block_id, regular, k, first_tx_id)
-        CROSS JOIN LATERAL generate_series(0, s.regular - 1) AS g(j)
-        CROSS JOIN LATERAL generate_series(0, s.k - 1) AS t(t)
-        CROSS JOIN LATERAL (SELECT s.first_tx_id + g.j * s.k + t.t AS id) i";
+/// What each generated transaction moves from its change to its payment (see
+/// [`crate::plan::utxo`]).
+pub const DRAIN: i64 = crate::plan::utxo::DRAIN;
+
+/// The irregular transactions ([`crate::plan::utxo::Utxo::adjustments`]) in a keyed staging
+/// table the bulk statements join, plus the epochs' transaction ranges (for withdrawals).
+/// Unlogged tables rather than temporary ones: both connections of the load read them.
+pub async fn stage_adjustments(client: &Client, plan: &Plan) -> Result<(), SimError> {
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS sim_adj, sim_epoch;
+             CREATE UNLOGGED TABLE sim_adj (tx_id int8 PRIMARY KEY, deposit int8 NOT NULL DEFAULT 0,
+                 deposit_null bool NOT NULL DEFAULT false, donation int8 NOT NULL DEFAULT 0,
+                 fee_delta int8 NOT NULL DEFAULT 0, change_tx int8, change_index int4,
+                 extra_tx int8, extra_index int4, extra_value int8 NOT NULL DEFAULT 0,
+                 invalid bool NOT NULL DEFAULT false, extra int8 NOT NULL DEFAULT 0,
+                 wdr int8 NOT NULL DEFAULT 0);
+             CREATE UNLOGGED TABLE sim_epoch (epoch int8 PRIMARY KEY, first_tx int8, txs int8);",
+        )
+        .await
+        .context("creating the staging tables")?;
+    let adj: Vec<(&i64, &crate::plan::utxo::TxAdj)> = plan.utxo.adjustments.iter().collect();
+    for chunk in adj.chunks(CHUNK) {
+        let id: Vec<i64> = chunk.iter().map(|(t, _)| **t).collect();
+        let dep: Vec<i64> = chunk.iter().map(|(_, a)| a.deposit).collect();
+        let null: Vec<bool> = chunk.iter().map(|(_, a)| a.deposit_null).collect();
+        let don: Vec<i64> = chunk.iter().map(|(_, a)| a.donation).collect();
+        let fd: Vec<i64> = chunk.iter().map(|(_, a)| a.fee_delta).collect();
+        let ct: Vec<Option<i64>> = chunk
+            .iter()
+            .map(|(_, a)| a.change_from.map(|c| c.0))
+            .collect();
+        let ci: Vec<Option<i32>> = chunk
+            .iter()
+            .map(|(_, a)| a.change_from.map(|c| c.1))
+            .collect();
+        let xt: Vec<Option<i64>> = chunk
+            .iter()
+            .map(|(_, a)| a.extra_input.map(|c| c.0))
+            .collect();
+        let xi: Vec<Option<i32>> = chunk
+            .iter()
+            .map(|(_, a)| a.extra_input.map(|c| c.1))
+            .collect();
+        let xv: Vec<i64> = chunk
+            .iter()
+            .map(|(_, a)| a.extra_input.map_or(0, |c| c.2))
+            .collect();
+        let inv: Vec<bool> = chunk.iter().map(|(_, a)| a.invalid.is_some()).collect();
+        let ex: Vec<i64> = chunk.iter().map(|(_, a)| a.extra).collect();
+        let params: [Param<'_>; 12] = [
+            &id, &dep, &null, &don, &fd, &ct, &ci, &xt, &xi, &xv, &inv, &ex,
+        ];
+        client
+            .execute(
+                "INSERT INTO sim_adj (tx_id, deposit, deposit_null, donation, fee_delta, change_tx, \
+                    change_index, extra_tx, extra_index, extra_value, invalid, extra) \
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::int8[], $5::int8[], \
+                    $6::int8[], $7::int4[], $8::int8[], $9::int4[], $10::int8[], $11::bool[], $12::int8[])",
+                &params,
+            )
+            .await
+            .context("staging the irregular transactions")?;
+    }
+    let epochs: Vec<_> = plan.layout.epochs.iter().filter(|e| e.txs > 0).collect();
+    let e: Vec<i64> = epochs.iter().map(|x| x.epoch).collect();
+    let f: Vec<i64> = epochs.iter().map(|x| x.first_tx_id).collect();
+    let n: Vec<i64> = epochs.iter().map(|x| x.txs).collect();
+    client
+        .execute(
+            "INSERT INTO sim_epoch SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])",
+            &[&e, &f, &n],
+        )
+        .await
+        .context("staging the epochs")?;
+    client
+        .batch_execute("ANALYZE sim_adj; ANALYZE sim_epoch;")
+        .await
+        .context("analyzing the staging tables")
+}
+
+/// Epochs apart between two withdrawals of one stake address.
+pub const WITHDRAWAL_EVERY: i64 = 20;
+
+/// `withdrawal`, derived from the reward rows actually written (`reward` and the instant
+/// rewards): a stake address `a` withdraws in the epochs `E` with `(E + a) % 20 = 0`, each
+/// time exactly the rewards that became spendable since its previous withdrawal epoch (the
+/// whole balance, as the ledger does) — so its withdrawals up to any epoch never exceed its
+/// rewards spendable by then, are equal to them in every withdrawal epoch, and include
+/// rewards spendable in that very epoch. The withdrawal goes into a transaction of `E` chosen
+/// by the address, never the epoch's last (where the invalid traps are). Then the traps'
+/// zero withdrawal, and each transaction's withdrawal sum into the staging table.
+pub async fn write_withdrawals(client: &Client, plan: &Plan) -> Result<u64, SimError> {
+    let sql = format!(
+        "INSERT INTO withdrawal (addr_id, amount, redeemer_id, tx_id)
+         SELECT r.addr_id, sum(r.amount), NULL,
+                e.first_tx + (r.addr_id * 7919 + w.epoch) % greatest(e.txs - 1, 1) AS tx_id
+         FROM (SELECT addr_id, amount, spendable_epoch FROM reward
+               UNION ALL SELECT addr_id, amount, spendable_epoch FROM {instant}) r
+         CROSS JOIN LATERAL (SELECT r.spendable_epoch
+                + ($1::int8 - (r.spendable_epoch + r.addr_id) % $1::int8) % $1::int8 AS epoch) w
+         JOIN sim_epoch e ON e.epoch = w.epoch
+         GROUP BY r.addr_id, w.epoch, e.first_tx, e.txs
+         ORDER BY tx_id, r.addr_id",
+        instant = plan.instant_table()
+    );
+    let n = client
+        .execute(&sql, &[&WITHDRAWAL_EVERY])
+        .await
+        .context("inserting withdrawals")?;
+    if let Some((addr, tx)) = plan.utxo.zero_withdrawal {
+        client
+            .execute(
+                "INSERT INTO withdrawal (addr_id, amount, redeemer_id, tx_id) VALUES ($1, 0, NULL, $2)",
+                &[&addr, &tx],
+            )
+            .await
+            .context("inserting the zero withdrawal")?;
+    }
+    Ok(n)
+}
+
+/// Each transaction's withdrawals into the staging table (after the faults that change them).
+pub async fn stage_withdrawals(client: &Client) -> Result<(), SimError> {
+    client
+        .batch_execute(
+            "INSERT INTO sim_adj (tx_id, wdr)
+             SELECT tx_id, sum(amount)::int8 FROM withdrawal GROUP BY tx_id
+             ON CONFLICT (tx_id) DO UPDATE SET wdr = EXCLUDED.wdr;
+             ANALYZE sim_adj;",
+        )
+        .await
+        .context("staging withdrawals")
+}
+
+/// The `tx`, `tx_out` and `tx_in` rows of every generated transaction but the invalid traps,
+/// one statement per run of segments (every `parts`-th run from `part`, so two connections
+/// can share the work): change and payment outputs as [`crate::plan::utxo`] describes, fees
+/// by block index, deposits, donations, withdrawals and extra inputs from the staging table.
+pub async fn write_txs(
+    client: &Client,
+    plan: &Plan,
+    progress: &Progress,
+    (part, parts): (usize, usize),
+) -> Result<(), SimError> {
+    let v13_3 = plan.version != SchemaVersion::V13_2;
+    let (don_col, don_val) = if v13_3 {
+        (", treasury_donation", ", v.donation")
+    } else {
+        ("", "")
+    };
+    let sql = format!(
+        "WITH g AS (
+            SELECT i.id, s.first_block_id + gj.j AS block_id, t.t AS bi,
+                   coalesce(a.deposit, 0) AS deposit, coalesce(a.deposit_null, false) AS deposit_null,
+                   coalesce(a.donation, 0) AS donation, coalesce(a.fee_delta, 0) AS fee_delta,
+                   a.change_tx, a.change_index, a.extra_tx, a.extra_index,
+                   coalesce(a.extra_value, 0) AS extra_value, coalesce(a.invalid, false) AS invalid,
+                   coalesce(a.extra, 0) AS extra, coalesce(a.wdr, 0) AS wdr
+            FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[])
+                 AS s(first_block_id, regular, k, first_tx_id)
+            CROSS JOIN LATERAL generate_series(0, s.regular - 1) AS gj(j)
+            CROSS JOIN LATERAL generate_series(0, s.k - 1) AS t(t)
+            CROSS JOIN LATERAL (SELECT s.first_tx_id + gj.j * s.k + t.t AS id) i
+            LEFT JOIN sim_adj a ON a.tx_id = i.id),
+         w AS (
+            SELECT g.*,
+                   $5::int8 - $6::int8 * (g.id - $7::int8 + 1) - sum(g.extra) OVER (ORDER BY g.id) AS change,
+                   $6::int8 - ({fee_base} + {fee_step} * g.bi) + g.wdr + greatest(-g.deposit, 0)
+                       + g.extra_value AS own
+            FROM g),
+         v AS (
+            SELECT w.*, w.own + CASE WHEN w.bi = 1 THEN lag(w.own) OVER (ORDER BY w.id) ELSE 0 END AS out1
+            FROM w WHERE NOT w.invalid),
+         t_ins AS (
+            INSERT INTO tx (id, hash, block_id, block_index, out_sum, fee, deposit, size,
+                            valid_contract, script_size{don_col})
+            SELECT v.id, int8send(v.id) || substr(sha256(int8send(v.id) || $8::bytea || '\\x74'::bytea), 9),
+                   v.block_id, v.bi, v.change + v.out1, {fee_base} + {fee_step} * v.bi + v.fee_delta,
+                   CASE WHEN v.deposit_null THEN NULL ELSE v.deposit END, 250 + v.id % 750, true, 0{don_val}
+            FROM v RETURNING 1),
+         o_ins AS (
+            INSERT INTO tx_out (tx_id, index, address, address_has_script, value)
+            SELECT v.id, o.i, 'addr1sim' || to_hex(v.id * 2 + o.i), false,
+                   CASE WHEN o.i = 0 THEN v.change ELSE v.out1 END
+            FROM v CROSS JOIN (VALUES (0), (1)) AS o(i) RETURNING 1),
+         i_ins AS (
+            INSERT INTO tx_in (tx_in_id, tx_out_id, tx_out_index, redeemer_id)
+            SELECT v.id, r.tx, r.ix, NULL FROM v
+            CROSS JOIN LATERAL (VALUES
+                (coalesce(v.change_tx, v.id - 1), coalesce(v.change_index, 0), true),
+                (v.id - 1, 1, v.bi = 1),
+                (v.extra_tx, v.extra_index, v.extra_tx IS NOT NULL)) AS r(tx, ix, keep)
+            WHERE r.keep RETURNING 1)
+         SELECT (SELECT count(*) FROM t_ins), (SELECT count(*) FROM o_ins), (SELECT count(*) FROM i_ins)",
+        fee_base = crate::plan::utxo::FEE_BASE,
+        fee_step = crate::plan::utxo::FEE_STEP,
+    );
     let seed = seed_bytes(plan);
-    let phase = progress.phase("transactions", plan.layout.txs() as u64);
+    let phase = progress.phase(
+        if part == 0 {
+            "transactions"
+        } else {
+            "transactions (2nd connection)"
+        },
+        plan.layout.txs() as u64 / parts as u64,
+    );
     let with_tx: Vec<Segment> = plan
         .layout
         .segments
@@ -235,7 +434,13 @@ pub async fn write_txs(client: &Client, plan: &Plan, progress: &Progress) -> Res
         .filter(|s| s.txs() > 0)
         .cloned()
         .collect();
-    for run in chunks(&with_tx, Segment::txs) {
+    let runs = chunks(&with_tx, Segment::txs);
+    let firsts: Vec<i64> = runs.iter().map(|r| r[0].first_tx_id).collect();
+    let bases = plan.utxo.change_before(&firsts);
+    for (i, run) in runs.iter().enumerate() {
+        if i % parts != part {
+            continue;
+        }
         let first_block: Vec<i64> = run.iter().map(|s| s.block_id(0)).collect();
         let regular: Vec<i64> = run.iter().map(|s| s.regular).collect();
         let k: Vec<i64> = run.iter().map(|s| s.txs_per_block).collect();
@@ -245,14 +450,118 @@ pub async fn write_txs(client: &Client, plan: &Plan, progress: &Progress) -> Res
             run[0].epoch,
             run[run.len() - 1].epoch
         ));
-        let n = client
-            .execute(SQL, &[&first_block, &regular, &k, &first_tx, &seed])
+        let params: [Param<'_>; 8] = [
+            &first_block,
+            &regular,
+            &k,
+            &first_tx,
+            &bases[i],
+            &DRAIN,
+            &firsts[i],
+            &seed,
+        ];
+        let row = client
+            .query_one(&sql, &params)
             .await
-            .context("inserting transactions")?;
-        phase.inc(n);
+            .context("inserting transactions, outputs and inputs")?;
+        phase.inc(row.get::<_, i64>(0) as u64);
     }
     phase.finish();
     Ok(())
+}
+
+/// The phase-2-invalid traps (collateral in `tx_in`, return in `tx_out`) and the declared
+/// collateral and reference inputs and collateral returns of valid Plutus transactions.
+pub async fn write_special_txs(client: &Client, plan: &Plan) -> Result<(), SimError> {
+    let v13_3 = plan.version != SchemaVersion::V13_2;
+    let seed = seed_bytes(plan);
+    for (t, a) in &plan.utxo.adjustments {
+        let Some(inv) = &a.invalid else { continue };
+        let (block_id, bi) = plan.layout.tx_position(*t);
+        let donation = if v13_3 { inv.donation } else { 0 };
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO tx (id, hash, block_id, block_index, out_sum, fee, deposit, size, \
+                        valid_contract, script_size{}) \
+                     VALUES ($1, int8send($1) || substr(sha256(int8send($1) || $2::bytea || '\\x74'::bytea), 9), \
+                        $3, $4::int8::int4, $5::int8, $6::int8, 0, 900, false, 1200{})",
+                    if v13_3 { ", treasury_donation" } else { "" },
+                    if v13_3 { ", $7::int8" } else { "" }
+                ),
+                &if v13_3 {
+                    vec![t as Param<'_>, &seed, &block_id, &bi, &inv.out_sum, &inv.fee, &donation]
+                } else {
+                    vec![t as Param<'_>, &seed, &block_id, &bi, &inv.out_sum, &inv.fee]
+                },
+            )
+            .await
+            .context("inserting an invalid transaction")?;
+        for (tx, ix) in &inv.collateral {
+            client
+                .execute(
+                    "INSERT INTO tx_in (tx_in_id, tx_out_id, tx_out_index) VALUES ($1, $2, $3::int4)",
+                    &[t, tx, ix],
+                )
+                .await
+                .context("inserting collateral inputs")?;
+        }
+        if let Some(v) = inv.collateral_return {
+            client
+                .execute(
+                    "INSERT INTO tx_out (tx_id, index, address, address_has_script, value) \
+                     VALUES ($1, 2, 'addr1simcollateral', false, $2::int8)",
+                    &[t, &v],
+                )
+                .await
+                .context("inserting a collateral return")?;
+        }
+    }
+    let d = &plan.utxo.declared;
+    for (table, rows) in [
+        ("collateral_tx_in", &d.collateral),
+        ("reference_tx_in", &d.reference),
+    ] {
+        for chunk in rows.chunks(CHUNK) {
+            let a: Vec<i64> = chunk.iter().map(|r| r.0).collect();
+            let b: Vec<i64> = chunk.iter().map(|r| r.1).collect();
+            let c: Vec<i32> = chunk.iter().map(|r| r.2).collect();
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (tx_in_id, tx_out_id, tx_out_index) \
+                         SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[])"
+                    ),
+                    &[&a, &b, &c],
+                )
+                .await
+                .context("inserting declared inputs")?;
+        }
+    }
+    for chunk in d.collateral_out.chunks(CHUNK) {
+        let a: Vec<i64> = chunk.iter().map(|r| r.0).collect();
+        let b: Vec<i32> = chunk.iter().map(|r| r.1).collect();
+        let c: Vec<i64> = chunk.iter().map(|r| r.2).collect();
+        client
+            .execute(
+                "INSERT INTO collateral_tx_out (tx_id, index, address, address_has_script, value, \
+                    multi_assets_descr) \
+                 SELECT t, i, 'addr1simcollateral', false, v, '' \
+                 FROM unnest($1::int8[], $2::int4[], $3::int8[]) AS u(t, i, v)",
+                &[&a, &b, &c],
+            )
+            .await
+            .context("inserting declared collateral returns")?;
+    }
+    Ok(())
+}
+
+/// Drops the staging tables.
+pub async fn drop_staging(client: &Client) -> Result<(), SimError> {
+    client
+        .batch_execute("DROP TABLE IF EXISTS sim_adj, sim_epoch")
+        .await
+        .context("dropping the staging tables")
 }
 
 /// Certificates: stake (de)registrations, pool updates and retirements, MIR rows, pot
@@ -329,6 +638,20 @@ pub async fn write_certificates(
             .context("inserting pool_update")?;
         phase.inc(n);
     }
+    // One owner per certificate (the reward account), two for every third pool (the second
+    // an address chosen by the pool, registered or not): db-sync writes a `pool_owner` row per
+    // owner of every registration and update certificate.
+    client
+        .execute(
+            "INSERT INTO pool_owner (addr_id, pool_update_id) \
+             SELECT o.addr, pu.id FROM pool_update pu \
+             CROSS JOIN LATERAL (VALUES (pu.reward_addr_id, true), \
+                 ((pu.hash_id * 7919) % $1::int8 + 1, pu.hash_id % 3 = 0)) AS o(addr, keep) \
+             WHERE o.keep ORDER BY pu.id",
+            &[&l.stake_addresses],
+        )
+        .await
+        .context("inserting pool_owner")?;
     for chunk in l.pool_retires.chunks(CHUNK) {
         let p: Vec<i64> = chunk.iter().map(|u| u.pool).collect();
         let c: Vec<i32> = chunk.iter().map(|u| u.cert_index).collect();
@@ -416,8 +739,8 @@ pub async fn write_ledger_rewards(client: &Client, plan: &Plan) -> Result<(), Si
     Ok(())
 }
 
-/// Per-epoch rows: `ada_pots`, `epoch_param`, `epoch_sync_time`, `epoch` (or
-/// `epoch_finalized`), `epoch_stake_progress`.
+/// Per-epoch rows: `ada_pots`, `epoch_param`, `epoch_sync_time`, `epoch_stake_progress`
+/// (the epoch aggregates come last, [`write_epoch_aggregates`]).
 pub async fn write_epoch_rows(client: &Client, plan: &Plan) -> Result<(), SimError> {
     let l = &plan.ledger;
     let net = &plan.network;
@@ -488,27 +811,6 @@ pub async fn write_epoch_rows(client: &Client, plan: &Plan) -> Result<(), SimErr
         .await
         .context("inserting epoch_sync_time")?;
 
-    let (table, bound) = if plan.version == SchemaVersion::V13_7 {
-        // 13.7.2+: only finished epochs are materialised; the view adds the running one.
-        ("epoch_finalized", tip - 1)
-    } else {
-        ("epoch", tip)
-    };
-    client
-        .execute(
-            &format!(
-                "INSERT INTO {table} (out_sum, fees, tx_count, blk_count, no, start_time, end_time) \
-                 SELECT sum(10000000 * tx_count + 1250000 * tx_count * (tx_count - 1)), \
-                        sum(170000 * tx_count + 500 * tx_count * (tx_count - 1)), \
-                        sum(tx_count), count(*), epoch_no, min(time), max(time) \
-                 FROM block WHERE epoch_no IS NOT NULL AND epoch_no <= $1::int8 \
-                 GROUP BY epoch_no"
-            ),
-            &[&bound],
-        )
-        .await
-        .context("inserting epoch aggregates")?;
-
     client
         .execute(
             "INSERT INTO epoch_stake_progress (epoch_no, completed) \
@@ -517,6 +819,42 @@ pub async fn write_epoch_rows(client: &Client, plan: &Plan) -> Result<(), SimErr
         )
         .await
         .context("inserting epoch_stake_progress")?;
+    Ok(())
+}
+
+/// The epoch aggregates (`epoch`, or `epoch_finalized` on 13.7.2+ where only finished
+/// epochs are materialised), recomputed from what `block` and `tx` hold after the load and
+/// the block and transaction faults, the way db-sync computes them: `blk_count` with EBBs,
+/// `start_time`/`end_time` = min/max block time, and `out_sum`, `fees`, `tx_count` over every
+/// transaction, invalid ones included. An epoch's transactions are a contiguous id range
+/// (`sim_epoch`), summed through the primary key in one pass over `tx`.
+pub async fn write_epoch_aggregates(client: &Client, plan: &Plan) -> Result<(), SimError> {
+    let tip = plan.tip_epoch();
+    let (table, bound) = if plan.version == SchemaVersion::V13_7 {
+        ("epoch_finalized", tip - 1)
+    } else {
+        ("epoch", tip)
+    };
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {table} (out_sum, fees, tx_count, blk_count, no, start_time, end_time) \
+                 SELECT coalesce(t.out_sum, 0), coalesce(t.fees, 0), coalesce(t.n, 0), b.n, b.epoch_no, \
+                        b.start_time, b.end_time \
+                 FROM (SELECT epoch_no, count(*) AS n, min(time) AS start_time, max(time) AS end_time \
+                       FROM block WHERE epoch_no IS NOT NULL AND epoch_no <= $1::int8 \
+                       GROUP BY epoch_no) b \
+                 LEFT JOIN sim_epoch e ON e.epoch = b.epoch_no \
+                 LEFT JOIN LATERAL (SELECT sum(tx.out_sum) AS out_sum, sum(tx.fee) AS fees, \
+                                           count(*) AS n \
+                                    FROM tx WHERE tx.id >= e.first_tx AND tx.id < e.first_tx + e.txs) t \
+                        ON true \
+                 ORDER BY b.epoch_no"
+            ),
+            &[&bound],
+        )
+        .await
+        .context("inserting epoch aggregates")?;
     Ok(())
 }
 

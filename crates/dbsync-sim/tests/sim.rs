@@ -10,7 +10,8 @@ use std::time::Duration;
 use dbsync_fixture::SchemaVersion;
 use dbsync_fixture::{Cluster, IndexSet};
 use dbsync_sim::{
-    follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions, Network, Scale,
+    faults::Fault, follow, generate, init, FaultSet, FollowOptions, GenerateOptions, InitOptions,
+    Network, Scale,
 };
 
 use common::*;
@@ -255,7 +256,7 @@ async fn planted_faults_are_exactly_what_the_rules_detect() {
             },
         )
         .await;
-        assert_eq!(report.planted.len(), 5);
+        assert_eq!(report.planted.len(), Fault::ALL.len());
         let want = |series: &str| {
             report
                 .expectations
@@ -280,6 +281,120 @@ async fn planted_faults_are_exactly_what_the_rules_detect() {
         assert_eq!(missing, 1);
         assert_eq!(unclaimed, want("dbsync_pool_refunds_unclaimed"));
         assert_eq!(ada_pots(&client, version, 208).await, (1, 1, 0));
+    }
+}
+
+/// The data the integrity rules of issue 15 read, checked with reference SQL of the rules
+/// (tests/common `integrity_v2`): zero everywhere on a clean history, and exactly the
+/// predicted value of every series with all faults planted (the drift adds up), on 13.2,
+/// 13.6 and 13.7 schemas. Also: every planted trap is there (invalid transactions with
+/// collateral in tx_in, declared collateral and reference inputs of outputs another
+/// transaction spends, negative and NULL deposits, donations, a zero withdrawal, withdrawals
+/// equal to the rewards spendable by their epoch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_utxo_and_chain_rules_hold_exactly_as_predicted() {
+    for version in [
+        SchemaVersion::V13_2,
+        SchemaVersion::V13_6,
+        SchemaVersion::V13_7,
+    ] {
+        for faults in [FaultSet::none(), FaultSet::all()] {
+            let label = format!("{version} {} faults", faults.0.len());
+            let (_db, client, report) = generated(
+                "mainnet",
+                version,
+                GenerateOptions {
+                    faults,
+                    ..opts(Scale::Small)
+                },
+            )
+            .await;
+            for (series, got) in integrity_v2(&client, version).await {
+                let want = report
+                    .expectations
+                    .iter()
+                    .find(|e| e.series == series)
+                    .unwrap_or_else(|| panic!("no expectation for {series}"))
+                    .value;
+                assert_eq!(got, want, "{label}: {series}");
+            }
+            let count = |sql: &'static str| {
+                let client = &client;
+                async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+            };
+            // Traps.
+            assert_eq!(
+                count("SELECT count(*) FROM tx WHERE NOT valid_contract").await,
+                3,
+                "{label}: invalid transactions"
+            );
+            assert_eq!(
+                count(
+                    "SELECT count(*) FROM tx t WHERE NOT valid_contract AND EXISTS \
+                     (SELECT 1 FROM tx_in i WHERE i.tx_in_id = t.id)"
+                )
+                .await,
+                3,
+                "{label}: invalid transactions' collateral in tx_in"
+            );
+            assert!(
+                count(
+                    "SELECT count(*) FROM collateral_tx_in c WHERE EXISTS (SELECT 1 FROM tx_in i \
+                     WHERE i.tx_out_id = c.tx_out_id AND i.tx_out_index = c.tx_out_index \
+                       AND i.tx_in_id <> c.tx_in_id)"
+                )
+                .await
+                    > 10,
+                "{label}: declared collateral spent by another tx"
+            );
+            assert!(
+                count(
+                    "SELECT count(*) FROM reference_tx_in c WHERE EXISTS (SELECT 1 FROM tx_in i \
+                     WHERE i.tx_out_id = c.tx_out_id AND i.tx_out_index = c.tx_out_index \
+                       AND i.tx_in_id <> c.tx_in_id)"
+                )
+                .await
+                    > 10,
+                "{label}: reference inputs spent by another tx"
+            );
+            assert!(count("SELECT count(*) FROM tx WHERE deposit < 0").await > 0);
+            assert_eq!(
+                count("SELECT count(*) FROM tx WHERE deposit IS NULL").await,
+                1
+            );
+            assert_eq!(
+                count("SELECT count(*) FROM withdrawal WHERE amount = 0").await,
+                1
+            );
+            if version != SchemaVersion::V13_2 {
+                assert_eq!(
+                    count("SELECT count(*) FROM tx WHERE treasury_donation > 0").await,
+                    4,
+                    "{label}: three applied donations and an unapplied one"
+                );
+            }
+            // Withdrawals that take every reward spendable in their very epoch.
+            assert!(
+                count(
+                    "SELECT count(*) FROM withdrawal w JOIN tx ON tx.id = w.tx_id \
+                     JOIN block b ON b.id = tx.block_id \
+                     WHERE EXISTS (SELECT 1 FROM reward r WHERE r.addr_id = w.addr_id \
+                                   AND r.spendable_epoch = b.epoch_no)",
+                )
+                .await
+                    > 10
+            );
+            // Every output is spent at most once (but for the planted double spend).
+            let planted = report.planted.iter().any(|p| p.fault == Fault::DoubleSpend);
+            assert_eq!(
+                count(
+                    "SELECT count(*) FROM (SELECT 1 FROM tx_in GROUP BY tx_out_id, tx_out_index \
+                     HAVING count(*) > 1) x"
+                )
+                .await,
+                i64::from(planted)
+            );
+        }
     }
 }
 
@@ -382,6 +497,27 @@ async fn follow_crosses_an_epoch_boundary_and_rolls_back_like_db_sync() {
     assert_eq!(row.get::<_, Option<bool>>(2), Some(true));
     assert!(row.get::<_, i64>(3) > 0);
     assert_eq!(row.get::<_, i64>(4), 1);
+
+    // New transactions spent the newest unspent outputs and rollbacks took their inputs,
+    // outputs and withdrawals with them: every rule of issue 15 still finds nothing (the
+    // chain clock may run ahead of the wall clock here, so future blocks are not asked).
+    for (series, got) in integrity_v2(&client, version).await {
+        if series != "dbsync_blocks_in_future" {
+            assert_eq!(got, 0, "after following: {series}");
+        }
+    }
+    let orphans: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM tx_out o WHERE NOT EXISTS \
+                       (SELECT 1 FROM tx WHERE tx.id = o.tx_id)) \
+                  + (SELECT count(*) FROM tx_in i WHERE NOT EXISTS \
+                       (SELECT 1 FROM tx WHERE tx.id = i.tx_in_id))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "rows of rolled-back transactions");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

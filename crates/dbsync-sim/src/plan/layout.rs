@@ -117,6 +117,18 @@ impl Layout {
     pub fn txs(&self) -> i64 {
         self.segments.iter().map(Segment::txs).sum()
     }
+
+    /// `(block.id, block_index)` of generated transaction `t`.
+    pub fn tx_position(&self, t: i64) -> (i64, i64) {
+        let s = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.txs() > 0 && s.first_tx_id <= t)
+            .expect("a generated transaction");
+        let n = t - s.first_tx_id;
+        (s.block_id(n / s.txs_per_block), n % s.txs_per_block)
+    }
 }
 
 /// What the caller fixes before the layout is computed.

@@ -1,10 +1,12 @@
 //! The history, decided in Rust before anything is written: where every block and
-//! transaction goes ([`layout`]) and what the ledger did ([`ledger`]). Large tables (block,
+//! transaction goes ([`layout`]), what the ledger did ([`ledger`]) and where the ADA goes
+//! ([`utxo`]). Large tables (block,
 //! tx, epoch_stake, reward) are then expanded server-side from this compact description;
 //! small ones (certificates, instant rewards, pots) are written row by row from it.
 
 pub mod layout;
 pub mod ledger;
+pub mod utxo;
 
 use dbsync_fixture::SchemaVersion;
 
@@ -27,6 +29,8 @@ pub struct Plan {
     pub layout: Layout,
     /// Certificates and what the ledger derived from them.
     pub ledger: Ledger,
+    /// Inputs, outputs, deposits and the UTxO traps.
+    pub utxo: utxo::Utxo,
     /// `slot_leader.id` of the first Byron delegate.
     pub leader_base: i64,
     /// Seed (also salts hashes).
@@ -53,6 +57,8 @@ pub struct PlanInput<'a> {
     pub first_tx_id: i64,
     /// First free `slot_leader.id`.
     pub leader_base: i64,
+    /// `tx.id` of the genesis transactions (one per [`crate::GENESIS_OUTPUTS`] entry).
+    pub genesis_txs: Vec<i64>,
 }
 
 impl Plan {
@@ -95,11 +101,30 @@ impl Plan {
         });
         ledger::place(&mut ledger, &layout.epochs);
         ledger::replay(&mut ledger, &ledger_input, &layout.epochs, &rng);
+        if input.genesis_txs.len() != crate::GENESIS_OUTPUTS.len() {
+            return Err(SimError::Invalid(format!(
+                "the genesis block holds {} transactions, not {} (run `dbsync-sim init` again)",
+                input.genesis_txs.len(),
+                crate::GENESIS_OUTPUTS.len()
+            )));
+        }
+        // One more stake address that never registers and gets no reward: the zero
+        // withdrawal trap's.
+        ledger.stake_addresses += 1;
+        let utxo = utxo::plan(&utxo::UtxoInput {
+            network: net,
+            layout: &layout,
+            ledger: &ledger,
+            donations: input.version != SchemaVersion::V13_2,
+            genesis_txs: &input.genesis_txs,
+            rewardless_addr: ledger.stake_addresses,
+        });
         Ok(Plan {
             network: net.clone(),
             version: input.version,
             layout,
             ledger,
+            utxo,
             leader_base: input.leader_base,
             seed: input.seed,
             until_unix: input.until_unix,
@@ -134,8 +159,9 @@ mod tests {
             seed: 42,
             until_unix: 1_795_668_222,
             first_block_id: 2,
-            first_tx_id: 1,
+            first_tx_id: 7,
             leader_base: 2,
+            genesis_txs: (1..=6).collect(),
         })
         .unwrap()
     }
@@ -228,6 +254,74 @@ mod tests {
             for pots in &p.ledger.pots {
                 assert_eq!(pots.total(), crate::MAX_LOVELACE_SUPPLY);
                 assert!(pots.utxo > 0 && pots.treasury >= 0);
+            }
+        }
+    }
+
+    /// The UTxO plan, replayed transaction by transaction exactly as the load writes it:
+    /// every input spends an existing output that nothing else spent, every output is
+    /// non-negative, and every valid transaction balances (invalid ones: collateral in =
+    /// fee + return). Withdrawals enter as arbitrary amounts, since the load derives them
+    /// from the reward rows (their bound is tested against the database in tests/sim.rs).
+    #[test]
+    fn every_transaction_balances_and_no_output_is_spent_twice() {
+        for (network, version) in [
+            ("mainnet", SchemaVersion::V13_6),
+            ("preview", SchemaVersion::V13_2),
+            ("preprod", SchemaVersion::V13_7),
+        ] {
+            let p = plan(network, version);
+            let u = &p.utxo;
+            let mut unspent: BTreeMap<(i64, i32), i64> = u
+                .genesis_txs
+                .iter()
+                .zip(crate::GENESIS_OUTPUTS)
+                .map(|(t, v)| ((*t, 0), v))
+                .collect();
+            let wdr = |t: i64| (t % 7) * 1_000_000;
+            let mut invalid = 0;
+            let mut change = crate::GENESIS_RESERVOIR;
+            for s in p.layout.segments.iter().filter(|s| s.txs() > 0) {
+                for n in 0..s.txs() {
+                    let t = s.first_tx_id + n;
+                    let bi = n % s.txs_per_block;
+                    // B(t) = B(t - 1) - DRAIN - extra(t), from the reservoir on.
+                    change -= utxo::DRAIN + u.adjustments.get(&t).map_or(0, |a| a.extra);
+                    if n % 5_000 == 0 {
+                        assert_eq!(change, u.change_of(t));
+                    }
+                    let rows = u.rows_of(t, bi, wdr(t), wdr(t - 1), change);
+                    let mut ins = 0;
+                    for i in &rows.inputs {
+                        ins += unspent.remove(i).unwrap_or_else(|| {
+                            panic!("{network}: tx {t} spends {i:?} twice or before it exists")
+                        });
+                    }
+                    let outs: i64 = rows.outputs.iter().map(|o| o.1).sum();
+                    assert!(rows.outputs.iter().all(|o| o.1 >= 0), "{network}: tx {t}");
+                    if rows.valid {
+                        assert_eq!(
+                            ins + wdr(t),
+                            outs + rows.fee + rows.deposit.unwrap_or(0) + rows.donation,
+                            "{network}: tx {t} balances"
+                        );
+                    } else {
+                        invalid += 1;
+                        assert_eq!(ins, outs + rows.fee, "{network}: invalid tx {t}");
+                        assert_eq!(rows.deposit, Some(0));
+                    }
+                    for (index, value) in rows.outputs {
+                        unspent.insert((t, index), value);
+                    }
+                }
+            }
+            assert!(invalid >= 2, "{network}: {invalid} invalid traps");
+            // Declared collateral and reference inputs point at outputs another tx spent.
+            for (t, o, i) in u.declared.collateral.iter().chain(&u.declared.reference) {
+                assert!(
+                    !unspent.contains_key(&(*o, *i)),
+                    "{network}: {t} declares {o}#{i}"
+                );
             }
         }
     }

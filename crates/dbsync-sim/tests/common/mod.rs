@@ -205,3 +205,138 @@ pub async fn ada_pots(
     let row = client.query_one(&sql, &[&first_shelley]).await.unwrap();
     (row.get(0), row.get(1), row.get(2))
 }
+
+/// The integrity rules of issue 15 as plain reference SQL (dbtool-parity.md §4–§9), written
+/// independently of the simulator's plan: `(series, value)` for every new gauge. Full scans,
+/// fine at `--scale small`. The supply drift is computed both ways — the per-transaction sum
+/// minus double-spent value, and genesis − (UTxO + fees + deposits + donations − withdrawals)
+/// — and the two must agree.
+pub async fn integrity_v2(client: &Client, version: SchemaVersion) -> Vec<(&'static str, i64)> {
+    let donation = if version == SchemaVersion::V13_2 {
+        "0"
+    } else {
+        "CASE WHEN t.valid_contract THEN t.treasury_donation ELSE 0 END"
+    };
+    let (epoch_table, instant) = (
+        if version == SchemaVersion::V13_7 {
+            "epoch_finalized"
+        } else {
+            "epoch"
+        },
+        instant_table(version),
+    );
+    let one = |sql: String| async move {
+        client
+            .query_one(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get::<_, i64>(0)
+    };
+    let per_tx = format!(
+        "SELECT t.id,
+                coalesce((SELECT sum(o.value) FROM tx_in i JOIN tx_out o
+                          ON o.tx_id = i.tx_out_id AND o.index = i.tx_out_index
+                          WHERE i.tx_in_id = t.id), 0)
+              + coalesce((SELECT sum(amount) FROM withdrawal w WHERE w.tx_id = t.id), 0)
+              - coalesce((SELECT sum(value) FROM tx_out o WHERE o.tx_id = t.id), 0)
+              - t.fee - t.deposit - {donation} AS d,
+                coalesce((SELECT sum(value) FROM tx_out o WHERE o.tx_id = t.id), 0) <> t.out_sum AS bad_sum
+         FROM tx t JOIN block b ON b.id = t.block_id
+         WHERE b.previous_id IS NOT NULL AND t.deposit IS NOT NULL"
+    );
+    let tip = "(SELECT max(epoch_no) FROM block)";
+    let main = "SELECT block_no, time, lag(block_no) OVER w AS pno, lag(time) OVER w AS ptime \
+                FROM block WHERE block_no IS NOT NULL WINDOW w AS (ORDER BY block_no, id)";
+    let double_spent = "SELECT tx_out_id, tx_out_index, count(*) AS n FROM tx_in \
+                        GROUP BY 1, 2 HAVING count(*) > 1";
+    let drift_tx = one(format!(
+        "SELECT (coalesce((SELECT sum(d) FROM ({per_tx}) x), 0)
+               - coalesce((SELECT sum(o.value * (s.n - 1)) FROM ({double_spent}) s
+                           JOIN tx_out o ON o.tx_id = s.tx_out_id AND o.index = s.tx_out_index), 0))::int8"
+    ))
+    .await;
+    let drift_supply = one(format!(
+        "SELECT ((SELECT sum(o.value) FROM tx_out o JOIN tx ON tx.id = o.tx_id
+                  JOIN block b ON b.id = tx.block_id WHERE b.previous_id IS NULL)
+               - ((SELECT sum(o.value) FROM tx_out o WHERE NOT EXISTS (SELECT 1 FROM tx_in i
+                     WHERE i.tx_out_id = o.tx_id AND i.tx_out_index = o.index))
+                  + (SELECT sum(fee) FROM tx) + (SELECT coalesce(sum(deposit), 0) FROM tx)
+                  + (SELECT coalesce(sum({donation}), 0) FROM tx t)
+                  - (SELECT coalesce(sum(amount), 0) FROM withdrawal)))::int8"
+    ))
+    .await;
+    assert_eq!(drift_tx, drift_supply, "the supply identity");
+    vec![
+        (
+            "dbsync_block_tx_count_mismatches",
+            one("SELECT count(*) FROM block b WHERE b.tx_count <> \
+                 (SELECT count(*) FROM tx WHERE tx.block_id = b.id)"
+                .into())
+            .await,
+        ),
+        (
+            "dbsync_pool_updates_without_owner",
+            one("SELECT count(*) FROM pool_update pu WHERE NOT EXISTS \
+                 (SELECT 1 FROM pool_owner po WHERE po.pool_update_id = pu.id)"
+                .into())
+            .await,
+        ),
+        (
+            "dbsync_blocks_in_future",
+            one("SELECT count(*) FROM block WHERE extract(epoch FROM time) \
+                 > extract(epoch FROM now()) + 60"
+                .into())
+            .await,
+        ),
+        (
+            "dbsync_block_number_gaps",
+            one(format!("SELECT count(*) FROM ({main}) x WHERE pno IS NOT NULL AND block_no - pno <> 1")).await,
+        ),
+        (
+            "dbsync_block_time_disorder",
+            one(format!("SELECT count(*) FROM ({main}) x WHERE ptime IS NOT NULL AND time <= ptime")).await,
+        ),
+        (
+            "dbsync_epoch_table_mismatches",
+            one(format!(
+                "SELECT count(*) FROM (
+                   SELECT b.epoch_no, coalesce(sum(tx.out_sum), 0) AS out_sum,
+                          coalesce(sum(tx.fee), 0) AS fees, count(tx.id) AS tx_count,
+                          count(DISTINCT b.id) AS blk_count, min(b.time) AS start_time,
+                          max(b.time) AS end_time
+                   FROM block b LEFT JOIN tx ON tx.block_id = b.id
+                   WHERE b.epoch_no IS NOT NULL AND b.epoch_no < {tip} GROUP BY b.epoch_no) c
+                 LEFT JOIN {epoch_table} s ON s.no = c.epoch_no
+                 WHERE s.no IS NULL OR (c.out_sum, c.fees, c.tx_count, c.blk_count, c.start_time,
+                       c.end_time) IS DISTINCT FROM (s.out_sum, s.fees, s.tx_count::int8,
+                       s.blk_count::int8, s.start_time, s.end_time)"
+            ))
+            .await,
+        ),
+        (
+            "dbsync_tx_balance_mismatches",
+            one(format!("SELECT count(*) FROM ({per_tx}) x WHERE d <> 0 OR bad_sum")).await,
+        ),
+        (
+            "dbsync_tx_in_double_spends",
+            one(format!("SELECT count(*) FROM ({double_spent}) x")).await,
+        ),
+        ("dbsync_supply_drift_lovelace", drift_tx),
+        (
+            "dbsync_withdrawal_excess_accounts",
+            one(format!(
+                "WITH w AS (SELECT w.addr_id, b.epoch_no AS e, sum(w.amount) AS amount
+                            FROM withdrawal w JOIN tx ON tx.id = w.tx_id
+                            JOIN block b ON b.id = tx.block_id GROUP BY 1, 2),
+                 r AS (SELECT addr_id, spendable_epoch AS e, sum(amount) AS amount FROM (
+                         SELECT addr_id, spendable_epoch, amount FROM reward
+                         UNION ALL SELECT addr_id, spendable_epoch, amount FROM {instant}) x
+                       GROUP BY 1, 2)
+                 SELECT count(DISTINCT w.addr_id) FROM w
+                 WHERE (SELECT sum(amount) FROM w w2 WHERE w2.addr_id = w.addr_id AND w2.e <= w.e)
+                     > coalesce((SELECT sum(amount) FROM r WHERE r.addr_id = w.addr_id AND r.e <= w.e), 0)"
+            ))
+            .await,
+        ),
+    ]
+}
