@@ -1928,7 +1928,10 @@ pub(crate) async fn epoch_table_incremental_and_rollback(version: SchemaVersion)
     build_epoch_table(&mut fixture, 6..=10).await;
     let second = direct.epoch_table(&mut check).await;
     assert!(!second.coverage.full_run);
-    assert_eq!(second.coverage.from_epoch, 5, "the last run's tip epoch, now finished");
+    assert_eq!(
+        second.coverage.from_epoch, 5,
+        "the last run's tip epoch, now finished"
+    );
     let mut fresh = EpochTableCheck::new(IntegritySettings::new(DAY));
     assert_eq!(direct.epoch_table(&mut fresh).await.mismatches, 7);
     assert_eq!(check.epochs(), fresh.epochs());
