@@ -52,7 +52,9 @@ enum Command {
         #[arg(long, default_value = "small")]
         scale: Scale,
         /// Faults to plant: any of missing-mir, orphan-mir, missing-refund, broken-ada-pots,
-        /// missing-ada-pots (comma-separated), or all.
+        /// missing-ada-pots, wrong-block-tx-count, owner-less-pool-update, future-block,
+        /// block-number-gap, block-time-disorder, epoch-table-mismatch, tx-imbalance,
+        /// double-spend, withdrawal-excess (comma-separated), or all.
         #[arg(long, default_value = "")]
         faults: FaultSet,
         /// Seed of every random choice.
