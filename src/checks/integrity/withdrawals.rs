@@ -120,9 +120,6 @@ fn instant_sql(table: InstantRewardTable) -> String {
     )
 }
 
-/// Turns JIT compilation off until the end of the run's transaction.
-const NO_JIT_SQL: &str = "SET LOCAL jit = off";
-
 const TABLES: [&str; 4] = ["block", "tx", "withdrawal", "reward"];
 const INDEXES: [&str; 5] = [
     "idx_block_epoch_no",
@@ -172,10 +169,6 @@ impl Incremental for WithdrawalsRule {
         scope: &Scope,
     ) -> Result<Examined<Vec<i64>>, CheckError> {
         let instant = db.schema.instant_rewards;
-        // One statement per epoch, each costed far above `jit_above_cost` on a large database
-        // (thousands of index probes): compiling it takes longer than running it (measured:
-        // 43–134 ms of JIT for 40–70 ms of execution). Only for this run's transaction.
-        db.tx.batch_execute(NO_JIT_SQL).await?;
         let mut fresh = BTreeMap::new();
         // One epoch at a time: the instant rewards that count depend on the epoch, and the
         // candidates held in memory are those of one epoch.
