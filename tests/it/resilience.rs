@@ -38,12 +38,13 @@ async fn the_session_guard_refuses_writes_even_for_a_superuser() {
         );
     }
     let settings = client
-        .query_one("SELECT current_setting('application_name'), current_setting('statement_timeout'), current_setting('lock_timeout')", &[])
+        .query_one("SELECT current_setting('application_name'), current_setting('statement_timeout'), current_setting('lock_timeout'), current_setting('jit')", &[])
         .await
         .unwrap();
     assert_eq!(settings.get::<_, String>(0), APPLICATION_NAME);
     assert_eq!(settings.get::<_, String>(1), "5s");
     assert_eq!(settings.get::<_, String>(2), "1s");
+    assert_eq!(settings.get::<_, String>(3), "off");
     // The guard survives what a recycled connection may run.
     client.batch_execute("RESET ALL").await.unwrap();
     client.batch_execute("DISCARD ALL").await.unwrap();

@@ -27,10 +27,9 @@
 //! `idx_block_epoch_no`, its transactions as one range of `tx_pkey` found through
 //! `idx_tx_block_id` (see [`epochs_sql`]; a lateral per epoch, so the planner cannot hash a
 //! sequential scan of `tx` for a big epoch), and its stored row through `unique_epoch` /
-//! `unique_epoch_finalized`. All are
-//! stage-2/3 indexes: the check applies during initial sync. A full pass reads every `tx` row
-//! once (db-sync's own 13.7.2 backfill warns it takes several minutes on mainnet); later runs
-//! read one or two epochs.
+//! `unique_epoch_finalized`. All are stage-2/3 indexes: the check applies during initial sync.
+//! A full pass reads every `tx` row once (db-sync's own 13.7.2 backfill warns it takes several
+//! minutes on mainnet); later runs read one or two epochs.
 
 use std::collections::BTreeMap;
 

@@ -87,8 +87,9 @@ pub struct TxBalanceReady {
 /// rows that db-sync wrote together are read together, instead of one index descent per
 /// transaction and table (measured on the mainnet-scale benchmark database: 285 ms for a
 /// 65 k-transaction epoch, against 507 ms with correlated subqueries per transaction). The
-/// only random reads left are the spent outputs' values, one `unique_txout` probe per input
-/// through a subquery the planner cannot turn into a hash join over `tx_out`. The epoch's
+/// only random reads left are the spent outputs' values, one probe of `tx_out` by
+/// `(tx_id, index)` per input, through a subquery the planner cannot turn into a hash join
+/// over `tx_out`. The epoch's
 /// blocks come through `idx_block_epoch_no` and are hashed.
 fn balance_sql(ready: &TxBalanceReady) -> String {
     let ins = match ready.inputs {
